@@ -1,0 +1,81 @@
+"""Pytest set-up shared by every spec: which implementation to import, hypothesis profiles,
+one marker per kata, and the data files."""
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import harness
+from data import fetch
+
+settings.register_profile("dev", deadline=None, max_examples=50)
+settings.register_profile(
+    "ci",
+    deadline=None,
+    max_examples=50,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--impl",
+        choices=harness.katas.IMPLS,
+        default=os.environ.get("GPT_KATAS_IMPL", "katas"),
+        help="run the specs against your code (katas, the default) or the reference (solutions)",
+    )
+    parser.addoption(
+        "--ref",
+        default=os.environ.get("GPT_KATAS_REF", ""),
+        help="take these katas from solutions/ whatever --impl says, e.g. --ref 01-07",
+    )
+
+
+def pytest_configure(config):
+    impl, ref = config.getoption("--impl"), config.getoption("--ref")
+    # Scripts and notebooks started from a spec see the same choice.
+    os.environ["GPT_KATAS_IMPL"], os.environ["GPT_KATAS_REF"] = impl, ref
+    harness.use(impl, ref)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for part in Path(item.fspath).parts:
+            number, _, name = part.partition("_")
+            if number.isdigit() and len(number) == 2 and name:
+                item.add_marker(f"kata{number}")
+                break
+
+
+def _data_file(name: str) -> Path:
+    try:
+        return fetch.require(name)
+    except fetch.DataError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def names_path() -> Path:
+    """data/names.txt, 32,033 names; a clear failure that says `make data` when missing."""
+    return _data_file("names.txt")
+
+
+@pytest.fixture(scope="session")
+def names(names_path) -> list[str]:
+    return names_path.read_text().split()
+
+
+@pytest.fixture(scope="session")
+def shakespeare_path() -> Path:
+    """data/tinyshakespeare.txt; a clear failure that says `make data` when missing."""
+    return _data_file("tinyshakespeare.txt")
+
+
+@pytest.fixture(scope="session")
+def shakespeare(shakespeare_path) -> str:
+    return shakespeare_path.read_text()

@@ -1,0 +1,51 @@
+"""Assertions whose failure messages teach: what was checked, expected vs got, and a hint.
+
+Specs use these instead of a bare `assert` when comparing numbers:
+
+    expect_close(a.grad, 36.0, "dL/da for L = (a*b)**2 at a=2, b=3",
+                 hint="the chain rule gives 2*(a*b)*b")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def _flat(x) -> list[float]:
+    if hasattr(x, "tolist"):  # torch tensors, numpy arrays
+        x = x.tolist()
+    if isinstance(x, Sequence) and not isinstance(x, str):
+        return [v for item in x for v in _flat(item)]
+    return [float(getattr(x, "data", x))]  # a Value counts as its number
+
+
+def _fmt(values: list[float], limit: int = 6) -> str:
+    shown = ", ".join(f"{v:.6g}" for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]" if len(values) > 1 else shown
+
+
+def expect_close(got, want, what: str, hint: str = "", rel: float = 1e-6, abs: float = 1e-9):
+    """Fail unless got ≈ want elementwise. Both may be numbers, Values, lists or tensors."""
+    g, w = _flat(got), _flat(want)
+    lines = []
+    if len(g) != len(w):
+        lines.append(f"{what}: expected {len(w)} numbers, got {len(g)}")
+    else:
+        bad = [i for i, (a, b) in enumerate(zip(g, w))
+               if not (math.isclose(a, b, rel_tol=rel, abs_tol=abs) or (a == b))]
+        if not bad:
+            return
+        i = bad[0]
+        where = f" (first mismatch at flat index {i} of {len(w)}: {g[i]:.6g} vs {w[i]:.6g})" \
+            if len(w) > 1 else ""
+        lines.append(f"{what}:\n  expected {_fmt(w)}\n  got      {_fmt(g)}{where}")
+    if hint:
+        lines.append(f"  hint: {hint}")
+    raise AssertionError("\n".join(lines))
+
+
+def expect(condition: bool, message: str, hint: str = "") -> None:
+    """Fail with a teaching message unless condition holds."""
+    if not condition:
+        raise AssertionError(message + (f"\n  hint: {hint}" if hint else ""))

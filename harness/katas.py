@@ -1,0 +1,104 @@
+"""Where the katas are, and which implementation of each one Python imports."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMPLS = ("katas", "solutions")
+
+
+@dataclass(frozen=True)
+class Kata:
+    number: int  # 1..12
+    name: str  # "value"
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.number:02d}_{self.name}"
+
+    @property
+    def marker(self) -> str:
+        return f"kata{self.number:02d}"
+
+    def path(self, impl: str = "katas") -> Path:
+        return ROOT / impl / self.dirname
+
+    def modules(self, impl: str = "katas") -> list[Path]:
+        """The files a learner edits: every .py in the kata directory except specs."""
+        return sorted(
+            p
+            for p in self.path(impl).glob("*.py")
+            if not p.name.startswith("test_") and p.name not in ("conftest.py", "__init__.py")
+        )
+
+    def specs(self) -> list[Path]:
+        return sorted(self.path("katas").glob("test_*.py"))
+
+    def __str__(self) -> str:
+        return self.dirname
+
+
+def _discover() -> tuple[Kata, ...]:
+    katas = []
+    for d in sorted((ROOT / "katas").iterdir()):
+        number, _, name = d.name.partition("_")
+        if d.is_dir() and number.isdigit() and name:
+            katas.append(Kata(int(number), name))
+    return tuple(katas)
+
+
+KATAS = _discover()
+
+
+def find_kata(key: str | int) -> Kata:
+    """Look a kata up by number ("3", "03", 3) or name ("bigram", "03_bigram")."""
+    text = str(key).strip()
+    for kata in KATAS:
+        if text in (str(kata.number), f"{kata.number:02d}", kata.name, kata.dirname):
+            return kata
+    known = ", ".join(k.dirname for k in KATAS)
+    raise ValueError(f"no kata called {text!r}; the katas are: {known}")
+
+
+def parse_ref(ref: str) -> set[int]:
+    """Which katas to take from solutions/: "01-07", "3", "1,2,5-6" or "" for none."""
+    numbers: set[int] = set()
+    for part in ref.replace(" ", "").split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last or first)
+        except ValueError:
+            raise ValueError(
+                f"REF={ref!r} is not a list of kata numbers; write it like REF=01-07 or REF=1,3"
+            ) from None
+        numbers.update(range(lo, hi + 1))
+    return numbers
+
+
+def chosen_dirs(impl: str = "katas", ref: str = "") -> list[Path]:
+    """The directory each kata is imported from, in ladder order."""
+    if impl not in IMPLS:
+        raise ValueError(f"IMPL={impl!r}: choose 'katas' (your code) or 'solutions' (reference)")
+    from_ref = parse_ref(ref)
+    return [k.path("solutions" if k.number in from_ref else impl) for k in KATAS]
+
+
+def use(impl: str | None = None, ref: str | None = None) -> list[Path]:
+    """Make `import <kata module>` load the chosen implementation.
+
+    impl: "katas" (the learner's code) or "solutions"; defaults to $GPT_KATAS_IMPL or "katas".
+    ref: katas taken from solutions/ whatever impl says, e.g. "01-07"; defaults to $GPT_KATAS_REF.
+    """
+    impl = impl or os.environ.get("GPT_KATAS_IMPL", "katas")
+    ref = ref if ref is not None else os.environ.get("GPT_KATAS_REF", "")
+    dirs = chosen_dirs(impl, ref)
+    every_kata_dir = {str(k.path(i)) for k in KATAS for i in IMPLS}
+    sys.path[:] = [p for p in sys.path if p not in every_kata_dir]
+    sys.path[:0] = [str(d) for d in dirs]
+    return dirs
