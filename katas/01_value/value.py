@@ -23,7 +23,9 @@ class Value:
     __slots__ = ("data", "grad", "children", "local_grads")
 
     def __init__(self, data: float, children: tuple = (), local_grads: tuple = ()):
-        raise NotImplementedError(f"Value.__init__: store data, grad=0, children, local_grads; {LESSON}")
+        raise NotImplementedError(
+            f"Value.__init__: store data, grad=0, children, local_grads; {LESSON}"
+        )
 
     def __repr__(self) -> str:
         return f"Value(data={getattr(self, 'data', '?')}, grad={getattr(self, 'grad', '?')})"
@@ -53,7 +55,7 @@ class Value:
         raise NotImplementedError(f"Value.tanh: d(tanh a)/da = 1 - tanh(a)**2; {LESSON}")
 
     def relu(self) -> Value:
-        raise NotImplementedError(f"Value.relu: max(a, 0), slope 1 above 0 and 0 otherwise; {LESSON}")
+        raise NotImplementedError(f"Value.relu: max(a, 0), slope 1 above 0, else 0; {LESSON}")
 
     # --- everything else can be built from the operations above ---
 
@@ -87,4 +89,4 @@ class Value:
         order backwards doing `child.grad += local * node.grad`. Leaf grads accumulate
         across calls (call twice: they double); reset inner nodes' grads at the start.
         """
-        raise NotImplementedError(f"Value.backward: topological sort, then the chain rule; {LESSON}")
+        raise NotImplementedError(f"Value.backward: topological sort, then chain rule; {LESSON}")

@@ -1,0 +1,350 @@
+"""The learner's loop and the repository's own check.
+
+    python -m harness [--impl katas|solutions] [--ref 01-07] COMMAND
+
+    test          run the katas in order; stop at the first one with a failing spec
+    kata K        run one kata's specs, verbosely
+    status        the progress table for every kata, without stopping
+    hint K        the next hint for kata K (--reset starts over)
+    watch         rerun `test` whenever a file under katas/ changes
+    check         the repository's own verification (what CI runs)
+
+Each kata's specs run in a fresh pytest process with the `harness.report` plugin, which
+writes one JSON record per spec; everything below reads those records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.katas import IMPLS, KATAS, ROOT, Kata, chosen_dirs, find_kata
+
+COLOR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+HINT_STATE = ROOT / ".hints.json"
+
+
+def paint(text: str, code: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if COLOR else text
+
+
+def green(text: str) -> str:
+    return paint(text, "32")
+
+
+def red(text: str) -> str:
+    return paint(text, "31")
+
+
+def dim(text: str) -> str:
+    return paint(text, "2")
+
+
+# --- running specs ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """The outcome of one pytest process: one record per spec (see harness/report.py)."""
+
+    records: list[dict]
+    output: str  # what pytest printed, for when something went wrong outside any spec
+    returncode: int
+    seconds: float
+
+    @property
+    def total(self) -> int:
+        return len(self.records)
+
+    @property
+    def passed(self) -> int:
+        return sum(r["outcome"] == "passed" for r in self.records)
+
+    @property
+    def failures(self) -> list[dict]:
+        return [r for r in self.records if r["outcome"] != "passed"]
+
+    @property
+    def ok(self) -> bool:
+        return self.total > 0 and self.passed == self.total
+
+
+def run_specs(paths: list[Path], impl: str, ref: str = "", *pytest_args: str) -> Run:
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = [sys.executable, "-m", "pytest", *map(str, paths), "-p", "harness.report",
+               f"--report-to={report}", f"--impl={impl}", f"--ref={ref}", "-q", *pytest_args]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        records = json.loads(report.read_text()) if report.exists() else []
+    output = proc.stdout + proc.stderr
+    if not records and proc.returncode not in (0, 5):
+        # pytest itself died (the code under test called os._exit, say): one error record.
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        records = [{"nodeid": " ".join(map(str, paths)), "name": "(run)", "outcome": "error",
+                    "message": f"pytest exited with status {proc.returncode}", "longrepr": tail}]
+    return Run(records, output, proc.returncode, time.monotonic() - start)
+
+
+def run_kata(kata: Kata, impl: str, ref: str = "") -> Run:
+    return run_specs(kata.specs(), impl, ref)
+
+
+# --- test / status ---------------------------------------------------------------------
+
+
+def progress_line(kata: Kata, run: Run | None, note: str = "") -> str:
+    label = f"{kata.number:02d} {kata.name:<12}"
+    if run is None:
+        return dim(f"  ·  {label} {note}")
+    if run.ok:
+        return green(f"  ✓  {label} {run.passed}/{run.total}")
+    started = "" if run.passed else "  (not started)"
+    return red(f"  ✗  {label} {run.passed}/{run.total}") + f"{started}  {note}"
+
+
+def show_failures(kata: Kata, run: Run, impl: str, limit: int = 3) -> None:
+    failures = run.failures
+    by_message: dict[str, list[str]] = {}  # many specs often fail for one reason
+    for record in failures:
+        by_message.setdefault(record["message"] or record["longrepr"], []).append(record["name"])
+    print(f"\nKata {kata.dirname}: {len(failures)} of {run.total} specs fail.\n")
+    for message, names in list(by_message.items())[:limit]:
+        others = f"  (and {len(names) - 1} more with this message)" if len(names) > 1 else ""
+        print(red(f"✗ {names[0]}") + dim(others))
+        print(indent(message))
+        print()
+    modules = " ".join(str(p.relative_to(ROOT)) for p in kata.modules(impl))
+    print(f"Edit:   {modules}")
+    print(f"Lesson: katas/{kata.dirname}/README.md")
+    print(f"More:   make kata K={kata.number:02d} (every spec, verbose)   "
+          f"make hint K={kata.number:02d} (a hint)")
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    lines = text.strip().splitlines()
+    if len(lines) > 25:
+        lines = lines[:25] + ["..."]
+    return "\n".join(prefix + line for line in lines)
+
+
+def cmd_test(args) -> int:
+    print(f"gpt-katas: running your katas in order ({describe(args)})\n")
+    for i, kata in enumerate(KATAS):
+        run = run_kata(kata, args.impl, args.ref)
+        if run.ok:
+            print(progress_line(kata, run))
+            continue
+        print(progress_line(kata, run, "<- you are here"))
+        for later in KATAS[i + 1:]:
+            print(progress_line(later, None, f"(after {kata.dirname})"))
+        show_failures(kata, run, args.impl)
+        return 1
+    print(green(f"\nAll {len(KATAS)} katas pass. You built a GPT. Try `make train IMPL=katas`."))
+    return 0
+
+
+def cmd_status(args) -> int:
+    print(f"gpt-katas status ({describe(args)})\n")
+    done = 0
+    for kata in KATAS:
+        run = run_kata(kata, args.impl, args.ref)
+        done += run.ok
+        print(progress_line(kata, run))
+    print(f"\n{done} of {len(KATAS)} katas done.")
+    return 0 if done == len(KATAS) else 1
+
+
+def cmd_kata(args) -> int:
+    kata = find_kata(args.kata)
+    cmd = [sys.executable, "-m", "pytest", *map(str, kata.specs()), "-v", "--tb=short",
+           f"--impl={args.impl}", f"--ref={args.ref}"]
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+def describe(args) -> str:
+    where = "reference solutions" if args.impl == "solutions" else "your code in katas/"
+    return where + (f"; katas {args.ref} from the reference" if args.ref else "")
+
+
+# --- hints -----------------------------------------------------------------------------
+
+
+def cmd_hint(args) -> int:
+    kata = find_kata(args.kata)
+    text = (kata.path() / "HINTS.md").read_text()
+    hints = [h.strip() for h in re.split(r"^## Hint.*$", text, flags=re.M)[1:]]
+    state = json.loads(HINT_STATE.read_text()) if HINT_STATE.exists() else {}
+    key = kata.dirname
+    shown = 0 if args.reset else state.get(key, 0)
+    shown = min(shown + 1, len(hints))
+    state[key] = shown
+    HINT_STATE.write_text(json.dumps(state, indent=1))
+    for n, hint in enumerate(hints[:shown], 1):
+        heading = f"Hint {n} of {len(hints)} for kata {kata.dirname}"
+        print(paint(heading, "1") if n == shown else dim(heading))
+        print(indent(hint, "  ") if n == shown else dim(indent(hint, "  ")))
+        print()
+    if shown == len(hints):
+        print("That is every hint. The lesson's section on common mistakes may help next.")
+    return 0
+
+
+# --- watch -----------------------------------------------------------------------------
+
+
+def snapshot() -> dict[Path, float]:
+    return {p: p.stat().st_mtime for p in (ROOT / "katas").rglob("*") if p.is_file()}
+
+
+def cmd_watch(args) -> int:
+    print("Watching katas/ (checks once a second). Ctrl-C stops.")
+    seen: dict[Path, float] = {}
+    try:
+        while True:
+            now = snapshot()
+            if now != seen:
+                seen = now
+                print("\n" + "-" * 72 + f"\n{time.strftime('%H:%M:%S')}")
+                cmd_test(args)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nStopped watching.")
+        return 0
+
+
+# --- check: the repository's own verification -------------------------------------------
+
+
+@dataclass
+class Step:
+    name: str
+    passed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def check_solutions() -> Step:
+    step = Step("every spec passes on solutions/")
+    run = run_specs([ROOT / "katas"], "solutions")
+    step.passed = run.passed
+    step.problems = [f"{r['nodeid']}: {r['outcome']}\n{indent(r['longrepr'] or r['message'])}"
+                     for r in run.failures]
+    if run.total == 0:
+        step.problems.append("no spec ran on the solutions\n" + indent(run.output))
+    return step
+
+
+def check_stubs() -> Step:
+    """Every spec must fail on its stub, with every earlier kata taken from solutions/."""
+    step = Step("every spec fails on its stub")
+
+    def stub_run(kata: Kata) -> Run:
+        ref = f"1-{kata.number - 1}" if kata.number > 1 else ""
+        return run_kata(kata, "katas", ref)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(stub_run, KATAS))
+    for kata, run in zip(KATAS, runs):
+        for r in run.records:
+            if r["name"] == "(import)":
+                step.problems.append(f"{r['nodeid']}: the spec file cannot import the stub; "
+                                     f"a learner would see this, not the specs\n"
+                                     f"{indent(r['longrepr'])}")
+            elif r["outcome"] in ("passed", "skipped"):
+                step.problems.append(f"{r['nodeid']} {r['outcome'].upper()} on the stub of "
+                                     f"kata {kata.dirname}: it tests nothing the learner writes")
+            else:
+                step.passed += 1
+        if not run.records:
+            step.problems.append(f"kata {kata.dirname}: no spec ran on the stub")
+    return step
+
+
+def check_pytest(name: str, *pytest_args: str) -> Step:
+    step = Step(name)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q",
+                           *pytest_args], cwd=ROOT, capture_output=True, text=True)
+    counts = re.findall(r"(\d+) passed", proc.stdout)
+    step.passed = int(counts[-1]) if counts else 0
+    if proc.returncode != 0:
+        step.problems.append(indent(proc.stdout[-6000:] + proc.stderr[-2000:], ""))
+    return step
+
+
+def check_ruff() -> Step:
+    step = Step("ruff is clean")
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        step.problems.append(proc.stdout + proc.stderr)
+    return step
+
+
+def cmd_check(args) -> int:
+    notebooks = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "katas").glob("*/*.ipynb"))
+    checks = [
+        check_solutions,
+        check_stubs,
+        lambda: check_pytest("the repository's own tests pass", "tests"),
+        check_ruff,
+    ]
+    if notebooks:
+        checks.append(lambda: check_pytest(
+            "the lesson notebooks run (nbval)", "--nbval-lax", "--impl=solutions",
+            "--sanitize-with", "harness/nbval_sanitize.cfg", *notebooks))
+    steps = []
+    for check in checks:
+        start = time.monotonic()
+        step = check()
+        mark = green("✓") if not step.problems else red("✗")
+        print(f"{mark} {step.name:<38} {step.passed:>5} passed  "
+              f"{dim(f'{time.monotonic() - start:.0f}s')}", flush=True)
+        for problem in step.problems:
+            print(indent(problem, "    ! "))
+        steps.append(step)
+    passed = sum(s.passed for s in steps)
+    failed = sum(len(s.problems) for s in steps)
+    print(f"check: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+# --- entry point -----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--impl", choices=IMPLS, default="katas")
+    parser.add_argument("--ref", default="", help="katas to take from solutions/, e.g. 01-07")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("test")
+    commands.add_parser("status")
+    commands.add_parser("watch")
+    commands.add_parser("check")
+    for name in ("kata", "hint"):
+        sub = commands.add_parser(name)
+        sub.add_argument("kata", nargs="?", default="")
+        if name == "hint":
+            sub.add_argument("--reset", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command in ("kata", "hint") and not args.kata:
+        parser.exit(2, f"which kata? e.g. make {args.command} K=03\n")
+    try:
+        chosen_dirs(args.impl, args.ref)  # a bad REF= fails here, once, with its message
+        return {"test": cmd_test, "status": cmd_status, "kata": cmd_kata, "hint": cmd_hint,
+                "watch": cmd_watch, "check": cmd_check}[args.command](args)
+    except ValueError as err:  # a bad K= or REF=
+        parser.exit(2, f"{err}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The harness: kata discovery, implementation selection, and the learner's loop end to end."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import katas
+
+ROOT = katas.ROOT
+
+
+# --- discovery and selection ---
+
+
+def test_parse_ref():
+    assert katas.parse_ref("") == set()
+    assert katas.parse_ref("01-07") == set(range(1, 8))
+    assert katas.parse_ref("1,3, 5-6") == {1, 3, 5, 6}
+    with pytest.raises(ValueError, match="REF=01-07"):
+        katas.parse_ref("value")
+
+
+def test_find_kata_by_number_or_name():
+    first = katas.KATAS[0]
+    for key in (first.number, f"{first.number:02d}", first.name, first.dirname):
+        assert katas.find_kata(key) == first
+    with pytest.raises(ValueError, match="the katas are: 01_value"):
+        katas.find_kata("99")
+
+
+def test_ref_takes_those_katas_from_solutions():
+    dirs = katas.chosen_dirs("katas", "1")
+    assert dirs[0] == ROOT / "solutions" / katas.KATAS[0].dirname
+    assert all(d.parent == ROOT / "katas" for d in dirs[1:])
+    assert all(d.parent == ROOT / "solutions" for d in katas.chosen_dirs("solutions"))
+    with pytest.raises(ValueError, match="IMPL='mine'"):
+        katas.chosen_dirs("mine")
+
+
+# --- the ladder's structure: what every kata must have ---
+
+
+@pytest.mark.parametrize("kata", katas.KATAS, ids=str)
+def test_kata_is_complete(kata):
+    assert (kata.path() / "README.md").is_file(), f"{kata}: no lesson README.md"
+    hints = (kata.path() / "HINTS.md").read_text()
+    assert hints.count("## Hint") >= 2, f"{kata}: HINTS.md needs '## Hint N' sections"
+    assert kata.specs(), f"{kata}: no test_*.py spec"
+    assert kata.modules(), f"{kata}: no stub module"
+    for stub in kata.modules():
+        assert (kata.path("solutions") / stub.name).is_file(), f"{stub} has no solution"
+        assert "NotImplementedError" in stub.read_text(), f"{stub} is not a stub"
+
+
+def test_module_names_are_unique_and_shadow_nothing():
+    # Kata modules are imported by bare name, so two katas (or a kata and the standard
+    # library) must never share one.
+    seen: dict[str, str] = {}
+    for kata in katas.KATAS:
+        for path in kata.modules() + kata.specs():
+            name = path.stem
+            assert name not in seen, f"{path} and {seen[name]} share the module name {name!r}"
+            assert name not in sys.stdlib_module_names, f"{path} shadows the stdlib's {name!r}"
+            seen[name] = str(path)
+
+
+def test_no_data_file_is_committed():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    assert not [f for f in tracked.stdout.split() if f.endswith((".txt",)) and "data/" in f]
+
+
+# --- the learner's loop, in a sandbox copy holding kata 01 only ---
+
+
+@pytest.fixture
+def sandbox(tmp_path) -> Path:
+    first = katas.KATAS[0].dirname
+    for name in ("harness", "data"):
+        shutil.copytree(ROOT / name, tmp_path / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.txt", "*.part"))
+    for name in ("conftest.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for impl in ("katas", "solutions"):
+        shutil.copytree(ROOT / impl / first, tmp_path / impl / first,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def harness_cmd(sandbox: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=sandbox,
+                          capture_output=True, text=True, env={"PATH": "", "NO_COLOR": "1"})
+
+
+def test_make_test_names_the_kata_the_spec_and_the_file(sandbox):
+    proc = harness_cmd(sandbox, "test")
+    assert proc.returncode == 1
+    assert "01 value" in proc.stdout and "<- you are here" in proc.stdout
+    assert "✗ test_worked_example" in proc.stdout
+    assert "Edit:   katas/01_value/value.py" in proc.stdout
+
+
+def test_a_solved_kata_is_reported_done(sandbox):
+    shutil.copy(sandbox / "solutions/01_value/value.py", sandbox / "katas/01_value/value.py")
+    proc = harness_cmd(sandbox, "test")
+    assert proc.returncode == 0, proc.stdout
+    assert "✓  01 value" in proc.stdout
+
+
+def test_the_solutions_pass(sandbox):
+    proc = harness_cmd(sandbox, "--impl", "solutions", "status")
+    assert proc.returncode == 0 and "1 of 1 katas done" in proc.stdout, proc.stdout
+
+
+def test_hints_come_one_more_at_a_time(sandbox):
+    assert "Hint 1 of" in harness_cmd(sandbox, "hint", "01").stdout
+    second = harness_cmd(sandbox, "hint", "1").stdout
+    assert "Hint 2 of" in second and "Hint 3 of" not in second
+    assert "Hint 2 of" not in harness_cmd(sandbox, "hint", "value", "--reset").stdout
+    assert (sandbox / ".hints.json").exists()
+
+
+def test_bad_kata_or_ref_is_a_clear_error(sandbox):
+    proc = harness_cmd(sandbox, "kata", "42")
+    assert proc.returncode == 2 and "no kata called '42'" in proc.stderr
+    proc = harness_cmd(sandbox, "--ref", "all", "test")
+    assert proc.returncode == 2 and "REF=01-07" in proc.stderr
+
+
+def test_check_reports_a_spec_that_passes_on_the_stub_by_name(sandbox):
+    spec = sandbox / "katas/01_value/test_value.py"
+    spec.write_text(spec.read_text() + "\n\ndef test_that_asserts_nothing():\n    pass\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", "from harness.__main__ import check_stubs; "
+         "print('\\n'.join(check_stubs().problems))"],
+        cwd=sandbox, capture_output=True, text=True)
+    assert "test_value.py::test_that_asserts_nothing PASSED on the stub" in proc.stdout, \
+        proc.stdout + proc.stderr
