@@ -90,25 +90,26 @@ class Value:
         they double, so zero them between training steps. Inner nodes (those with
         children) are reset here, so their grads always describe this call alone.
         """
-        # Topological order, found iteratively (a recursive walk overflows Python's stack
-        # on deep graphs): a node is appended only after all of its children.
+        # Topological order of the inner nodes (leaves have nothing to pass on), found
+        # with an explicit stack: a recursive walk overflows Python's stack on deep graphs.
+        # A node is appended only after every inner node below it.
         order: list[Value] = []
-        visited: set[int] = set()
+        visited: set[Value] = set()
         stack: list[tuple[Value, bool]] = [(self, False)]
         while stack:
             node, children_done = stack.pop()
             if children_done:
                 order.append(node)
-            elif id(node) not in visited:
-                visited.add(id(node))
+            elif node not in visited:
+                visited.add(node)
                 stack.append((node, True))
-                stack.extend((child, False) for child in node.children)
+                stack.extend((c, False) for c in node.children if c.children and c not in visited)
 
         for node in order:
-            if node.children:
-                node.grad = 0.0
+            node.grad = 0.0
         self.grad = 1.0
         # Reverse order: a node's grad is complete before it is pushed to its children.
         for node in reversed(order):
+            grad = node.grad
             for child, local in zip(node.children, node.local_grads):
-                child.grad += local * node.grad  # +=: a child reached by several paths sums them
+                child.grad += local * grad  # +=: a child reached by several paths sums them
