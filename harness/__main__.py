@@ -306,7 +306,7 @@ def cmd_check(args) -> int:
         start = time.monotonic()
         step = check()
         mark = green("✓") if not step.problems else red("✗")
-        print(f"{mark} {step.name:<38} {step.passed:>5} passed  "
+        print(f"{mark} {step.name:<38} {step.passed:>5} ok  "
               f"{dim(f'{time.monotonic() - start:.0f}s')}", flush=True)
         for problem in step.problems:
             print(indent(problem, "    ! "))

@@ -1,0 +1,108 @@
+"""Build the learners' repository: this one without the reference solutions.
+
+    python -m harness.handout DEST          (make handout DEST=dir)
+
+DEST gets every file of the repository (tracked, or untracked and not ignored) except the
+maintainers' parts below, and its own spec manifest and Classroom config, written from the
+copied files. In DEST, `make test`, `make grade` and `make data` work as they do here; `make
+check` does not (it proves the specs against solutions/, which the handout leaves out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import grade
+from harness.katas import ROOT
+
+# Left out of the handout: the reference, the maintainers' tests and CI, this builder.
+LEFT_OUT_DIRS = ("solutions/", "tests/", ".ci/")
+LEFT_OUT_FILES = ("harness/handout.py",)
+KEPT_WORKFLOWS = (".github/workflows/grade.yml",)
+
+# When the repository is not a git work tree: what .gitignore keeps out of one.
+UNTRACKED = {".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache", ".ruff_cache",
+             ".ipynb_checkpoints", "build", "grade", "runs", ".hints.json"}
+
+
+def repository_files(root: Path = ROOT) -> list[str]:
+    """Every file of the repository a clone would have (tracked, or untracked and not ignored)."""
+    listing = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+    )
+    if listing.returncode == 0:
+        names = {n for n in listing.stdout.decode().split("\0") if n}
+    else:
+        names = set()
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if d not in UNTRACKED and not d.endswith(".egg-info")]
+            for name in files:
+                path = (Path(folder) / name).relative_to(root).as_posix()
+                if name not in UNTRACKED and not (path.startswith("data/") and name.endswith(
+                        (".txt", ".part"))) and not name.endswith(".pyc"):
+                    names.add(path)
+    return sorted(n for n in names if (root / n).is_file())
+
+
+def handout_files(root: Path = ROOT) -> list[str]:
+    def kept(path: str) -> bool:
+        if path.startswith(LEFT_OUT_DIRS) or path in LEFT_OUT_FILES:
+            return False
+        return not path.startswith(".github/workflows/") or path in KEPT_WORKFLOWS
+
+    return [p for p in repository_files(root) if kept(p)]
+
+
+def build(dest: Path, root: Path = ROOT) -> list[str]:
+    """Write the handout into dest (which must be empty or absent); return the files written."""
+    if dest.exists() and any(dest.iterdir()):
+        raise SystemExit(f"handout: {dest} is not empty; choose a new directory")
+    manifest = grade.load_manifest(root)
+    problems, kata_problems = grade.verify(root, manifest)
+    problems += [p for ps in kata_problems.values() for p in ps]
+    missing = [k.dirname for k in grade.discover(root) if k.dirname not in manifest["katas"]]
+    if problems or missing:
+        raise SystemExit(
+            "handout: harness/manifest.json is stale (" + "; ".join(problems + missing)
+            + f"); run `{grade.UPDATE_COMMAND}` first")
+    files = handout_files(root)
+    for path in files:
+        (dest / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / path, dest / path)
+    # The handout's own manifest: its files' hashes; the spec ids are this repository's (the
+    # specs are the same files, and the handout has no solutions to collect them against).
+    own = {
+        "about": manifest["about"],
+        "grader": {p: grade.sha256_of(dest / p) for p in grade.grader_files(dest)},
+        "katas": {
+            kata.dirname: {
+                "files": {p: grade.sha256_of(dest / p) for p in grade.spec_files(dest, kata)},
+                "specs": manifest["katas"][kata.dirname]["specs"],
+            }
+            for kata in grade.discover(dest)
+        },
+    }
+    grade.write_json(dest / grade.MANIFEST, own)
+    grade.write_json(dest / grade.CLASSROOM, grade.classroom_config(dest))
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.handout",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("dest", type=Path, help="an empty or new directory")
+    args = parser.parse_args(argv)
+    files = build(args.dest.resolve())
+    print(f"handout: {len(files)} files in {args.dest} (no solutions/). Next: cd {args.dest} && "
+          "git init && git add -A && git commit -m 'gpt-katas', then push it as the template.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
