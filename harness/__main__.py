@@ -300,7 +300,7 @@ def cmd_check(args) -> int:
     if notebooks:
         checks.append(lambda: check_pytest(
             "the lesson notebooks run (nbval)", "--nbval-lax", "--impl=solutions",
-            "--sanitize-with", "harness/nbval_sanitize.cfg", *notebooks))
+            "--nbval-sanitize-with", "harness/nbval_sanitize.cfg", *notebooks))
     steps = []
     for check in checks:
         start = time.monotonic()

@@ -1,0 +1,160 @@
+"""Kata 12: train the GPT on tiny Shakespeare, with checkpoints that resume exactly.
+
+Read katas/12_shakespeare/README.md first. Replace every `raise NotImplementedError` below;
+run `make kata K=12` to check your work, then `make train IMPL=katas` to train with it.
+"""
+
+from __future__ import annotations
+
+import math  # noqa: F401  (you will need it)
+import os  # noqa: F401
+import time  # noqa: F401
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass  # noqa: F401
+from pathlib import Path
+
+import torch
+import torch.distributed as dist  # noqa: F401
+from gpt import GPT, GPTConfig  # noqa: F401
+from schedules import clip_grad_norm, lr_at, param_groups  # noqa: F401
+from tokenizer import CharTokenizer
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel  # noqa: F401
+
+LESSON = "see katas/12_shakespeare/README.md"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the gradient norm stopped being a finite number."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a training run except the model's shape (that is GPTConfig)."""
+
+    batch_size: int = 64  # sequences per step, over all processes together
+    max_steps: int = 5000
+    lr: float = 1e-3  # the peak learning rate, reached after warmup
+    min_lr: float = 1e-4  # where the cosine ends, at max_steps
+    warmup_steps: int = 100
+    weight_decay: float = 0.1  # on matrices only (kata 10's param_groups)
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 250  # evaluate every this many steps (and at the last step)
+    eval_iters: int = 20  # batches per split in each evaluation
+    patience: int = 5  # stop after this many evaluations without a better val loss; 0: never
+    seed: int = 1337
+    out_dir: str = "runs/shakespeare"
+    compile: bool = False  # torch.compile the model (CUDA)
+
+
+def pick_device() -> str:
+    """The fastest device here: "cuda", then "mps" (Apple GPUs), then "cpu"."""
+    raise NotImplementedError(f"pick_device: ask cuda, then mps; {LESSON}")
+
+
+def autocast(device: torch.device | str):
+    """bf16 mixed precision on CUDA (matmuls in bf16, reductions in fp32); nothing elsewhere.
+
+    Given: use it as `with autocast(device): logits, loss = model(x, y)`.
+    """
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def split_data(text: str, tokenizer: CharTokenizer,
+               val_fraction: float = 0.1) -> tuple[Tensor, Tensor]:
+    """Encode text into one int64 tensor; return (train, val) = (first part, last part).
+
+    The first int(len * (1 - val_fraction)) ids train, the rest validate, in order (no
+    shuffling). A ValueError unless 0 < val_fraction < 1.
+    """
+    raise NotImplementedError(f"split_data: encode, make a long tensor, slice; {LESSON}")
+
+
+def get_batch(data: Tensor, batch_size: int, block_size: int,
+              generator: torch.Generator | None = None,
+              device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """batch_size random windows x[i] = data[s : s+block_size], y[i] = data[s+1 : s+1+block_size].
+
+    Each start s is drawn uniformly from every start that leaves room for y, using
+    `generator` (a torch.Generator, or torch's global one when None). Returns two
+    (batch_size, block_size) int64 tensors on `device`. A ValueError naming block_size when
+    data is too short for even one window.
+    """
+    raise NotImplementedError(f"get_batch: torch.randint for the starts, then index; {LESSON}")
+
+
+@torch.no_grad()
+def estimate_loss(model: nn.Module, splits: dict[str, Tensor], batch_size: int, block_size: int,
+                  eval_iters: int, device: torch.device | str = "cpu",
+                  seed: int = 0) -> dict[str, float]:
+    """{split name: mean loss over eval_iters batches of that split}, measured in eval mode.
+
+    `model(x, y)` returns (logits, loss). Batches come from torch.Generator().manual_seed(seed),
+    made here, so every evaluation sees the same batches. Leaves the model in training mode.
+    """
+    raise NotImplementedError(f"estimate_loss: eval(), average, train(); {LESSON}")
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
+    """Write `checkpoint` to path atomically: torch.save to a temporary file in the same
+    directory, then os.replace it over path. Creates the directory; on failure the previous
+    file at path is untouched and no temporary file is left behind."""
+    raise NotImplementedError(f"save_checkpoint: temporary file, then os.replace; {LESSON}")
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """torch.load(path, map_location="cpu", weights_only=True). A missing file is a
+    FileNotFoundError whose message says to run `make train`."""
+    raise NotImplementedError(f"load_checkpoint: torch.load with weights_only=True; {LESSON}")
+
+
+def model_from_checkpoint(checkpoint: dict,
+                          device: torch.device | str = "cpu") -> tuple[GPT, CharTokenizer]:
+    """(the trained GPT on device, in eval mode; its CharTokenizer), rebuilt from the
+    checkpoint's "model_config", "model" and "tokenizer" entries."""
+    raise NotImplementedError(f"model_from_checkpoint: GPTConfig(**...), load_state_dict; {LESSON}")
+
+
+# ---------------------------------------------------------------- the training loop
+
+
+def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Tensor,
+          cfg: TrainConfig, device: torch.device | str = "cpu", resume: bool = False,
+          should_stop: Callable[[int], bool] | None = None,
+          log: Callable[[dict], None] | None = None) -> dict:
+    """Train with AdamW, clipping and warmup-cosine; evaluate, keep the best, stop early.
+
+    Windows are model.config.block_size tokens long. The lesson lists every step; in short:
+    - AdamW(param_groups(model, cfg.weight_decay), betas=(0.9, cfg.beta2)); batches from
+      torch.Generator().manual_seed(cfg.seed); torch.manual_seed(cfg.seed + rank) for dropout.
+    - Evaluate at step 0, every cfg.eval_interval steps and at cfg.max_steps, never twice at
+      the same step: estimate_loss(..., seed=cfg.seed + 1) on both splits. A strictly lower
+      val loss is the new best: write out_dir/best.pt. Then write out_dir/last.pt. After
+      cfg.patience evaluations in a row without a new best (patience > 0), stop.
+    - Before each update at step s: if should_stop(s), write last.pt and stop. Otherwise
+      set every group's lr to lr_at(s, ...), draw a batch, forward under autocast(device),
+      backward, clip_grad_norm(..., cfg.grad_clip); a non-finite loss or norm raises
+      TrainingDiverged (naming the step) before anything is updated or saved; then
+      optimizer.step(), zero the grads, and the step count becomes s + 1.
+    - A checkpoint is {"model", "model_config", "tokenizer", "optimizer", "train_config",
+      "state", "rng"}: state_dicts, asdict(...) and tokenizer.to_dict() (plain data only),
+      "state" holds the step and the best/patience bookkeeping, "rng" the states of the
+      batch generator and of torch's global RNG.
+    - resume=True loads out_dir/last.pt (FileNotFoundError when missing) and restores all of
+      that, so the run continues exactly as if it had never stopped.
+    - log(event) gets {"kind": "start", "step", "resumed"}, then {"kind": "step", "step",
+      "loss", "lr", "grad_norm", "tokens_per_s"} after each update and {"kind": "eval",
+      "step", "train_loss", "val_loss", "best_val", "best_step", "improved"}.
+    - Under torch.distributed (several processes), wrap the model in DistributedDataParallel;
+      each process draws the same global batch and trains on its slice; only process 0
+      writes files and logs; all stop at the same step.
+    Returns {"step", "best_val", "best_step", "stopped": "max_steps" | "patience" | "asked"}.
+    """
+    raise NotImplementedError(f"train: the loop described in the lesson; {LESSON}")

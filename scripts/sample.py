@@ -1,0 +1,122 @@
+"""Generate text from a trained checkpoint: `make sample`, or `python scripts/sample.py --help`.
+
+    python scripts/sample.py --prompt "ROMEO:" --temperature 0.8 --top-k 40 --n-tokens 300
+    python scripts/sample.py --prompt "To be" --show-top 5 --n-tokens 20   # see each choice
+
+Reads best.pt from the run directory of the preset `make train` picks here (runs/medium
+on a GPU, runs/cpu on a CPU) unless --out or --checkpoint says otherwise. In a prompt, the
+two characters \\n stand for a newline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import harness  # noqa: E402
+
+harness.use(os.environ.get("GPT_KATAS_IMPL", "solutions"), os.environ.get("GPT_KATAS_REF", ""))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from sampling import generate, sample_next  # noqa: E402
+from shakespeare import load_checkpoint, model_from_checkpoint, pick_device  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", help="run directory holding best.pt (default: runs/<preset for "
+                   "this machine>)")
+    p.add_argument("--checkpoint", help="a checkpoint file (overrides --out)")
+    p.add_argument("--prompt", default="\\n", help="text to continue (default: a newline)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = always the most likely")
+    p.add_argument("--top-k", type=int, default=40, help="keep the k most likely (0 = all)")
+    p.add_argument("--top-p", type=float, default=None, help="keep the smallest set with this "
+                   "much probability (nucleus sampling)")
+    p.add_argument("--n-tokens", type=int, default=500, help="characters to generate")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--show-top", type=int, default=0, help="print the N most likely next "
+                   "characters at every step")
+    p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
+    return p.parse_args(argv)
+
+
+def shown(ch: str) -> str:
+    """A character made visible in a table: a space as ␣, a newline as \\n."""
+    return {" ": "␣", "\n": "\\n"}.get(ch, ch)
+
+
+def sample_with_table(model, tokenizer, idx, args, generator) -> torch.Tensor:
+    """Sample one character at a time and print the model's favourites at each step."""
+    block_size = model.config.block_size
+    print(f"{'step':>4}  {'chose':<6} top {args.show_top} (probability at temperature "
+          f"{args.temperature:g})")
+    for step in range(args.n_tokens):
+        logits, _ = model(idx[:, -block_size:])
+        logits = logits[:, -1, :]
+        probs = F.softmax(logits / args.temperature if args.temperature > 0 else logits, dim=-1)
+        top = torch.topk(probs[0], min(args.show_top, probs.shape[-1]))
+        nxt = sample_next(logits, args.temperature, args.top_k or None, args.top_p, generator)
+        chosen = tokenizer.decode([int(nxt)])
+        candidates = "  ".join(f"{shown(tokenizer.decode([int(i)])):>2} {float(p):.3f}"
+                               for p, i in zip(top.values, top.indices, strict=True))
+        print(f"{step:>4}  {shown(chosen):<6} {candidates}")
+        idx = torch.cat([idx, nxt], dim=1)
+    return idx
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    device = args.device or pick_device()
+    if args.checkpoint:
+        path = Path(args.checkpoint)
+    else:
+        preset = "cpu" if device == "cpu" else "medium"  # as scripts/train.py chooses
+        path = (Path(args.out) if args.out else ROOT / "runs" / preset) / "best.pt"
+    try:
+        model, tokenizer = model_from_checkpoint(load_checkpoint(path), device)
+    except FileNotFoundError as err:
+        print(f"{err}\n(with `make sample OUT=dir` you choose the run directory)", file=sys.stderr)
+        return 2
+
+    prompt = args.prompt.replace("\\n", "\n")
+    try:
+        ids = tokenizer.encode(prompt)
+    except ValueError as err:
+        known = "".join(tokenizer.chars)
+        print(f"PROMPT {prompt!r}: {err}. This model knows only these characters: {known!r}",
+              file=sys.stderr)
+        return 2
+    if not ids:
+        print("PROMPT is empty: give at least one character (\\n is a good start)",
+              file=sys.stderr)
+        return 2
+    if args.temperature < 0:
+        print(f"TEMPERATURE must be >= 0, got {args.temperature}", file=sys.stderr)
+        return 2
+
+    top_k = args.top_k or None
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
+    with torch.no_grad():
+        try:
+            if args.show_top > 0:
+                out = sample_with_table(model, tokenizer, idx, args, generator)
+            else:
+                out = generate(model, idx, args.n_tokens, temperature=args.temperature,
+                               top_k=top_k, top_p=args.top_p, generator=generator)
+        except ValueError as err:  # the sampler's check of temperature / top-k / top-p
+            print(f"bad sampling setting: {err}", file=sys.stderr)
+            return 2
+    print(tokenizer.decode(out[0].tolist()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

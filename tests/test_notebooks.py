@@ -1,0 +1,142 @@
+"""The lesson notebooks: built from their sources, stored small and with outputs, importing the
+katas through harness.notebook, and polite on a kata that is not solved yet.
+
+That they run on the solutions with the stored outputs is `make notebooks` (nbval).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import nbformat
+import pytest
+
+from harness.katas import KATAS, ROOT, chosen_dirs, find_kata
+from harness.notebook import needed_katas, unsolved
+
+spec = importlib.util.spec_from_file_location("build_notebooks",
+                                              ROOT / "scripts" / "build_notebooks.py")
+build_notebooks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build_notebooks)
+
+NOTEBOOKS = sorted(build_notebooks.NOTEBOOKS)
+REBUILD = "rebuild it: .venv/bin/python scripts/build_notebooks.py"
+
+
+def stored(path: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "katas" / path, as_version=4)
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def test_every_stored_notebook_has_a_source():
+    on_disk = sorted(str(p.relative_to(ROOT / "katas")) for p in ROOT.glob("katas/*/*.ipynb"))
+    assert on_disk == NOTEBOOKS, (
+        "every katas/NN_name/*.ipynb is built by scripts/build_notebooks.py: add the notebook's "
+        "source to NOTEBOOKS there, or delete the stray file"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_notebook_matches_its_source(path):
+    want = [(c.cell_type, c.source) for c in build_notebooks.parse_cells(
+        build_notebooks.NOTEBOOKS[path])]
+    got = [(c.cell_type, c.source) for c in stored(path).cells]
+    assert got == want, (
+        f"katas/{path} differs from its source in scripts/build_notebooks.py; {REBUILD}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_notebook_is_small_and_stored_with_outputs(path):
+    size = (ROOT / "katas" / path).stat().st_size
+    assert size < build_notebooks.MAX_BYTES, (
+        f"katas/{path} is {size:,} bytes: make its figures smaller (figsize, fewer points)")
+    cells = code_cells(stored(path))
+    not_run = [c.id for c in cells if c.execution_count is None]
+    assert not not_run, f"katas/{path}: cells {not_run} were never run; {REBUILD}"
+    errors = [c.id for c in cells for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"katas/{path}: cells {errors} stored an error; {REBUILD}"
+    images = [o for c in cells for o in c.outputs if "image/png" in o.get("data", {})]
+    assert images, f"katas/{path} shows no figure: a notebook is here for its pictures"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_notebook_starts_by_importing_through_the_harness(path):
+    first = code_cells(stored(path))[0].source
+    kata = path.split("/")[0]
+    assert "from harness.notebook import start" in first and "start(" in first, (
+        f"the first code cell of katas/{path} must call harness.notebook.start: it imports the "
+        "learner's code (or the reference) and says when a kata is not solved yet")
+    assert f'"{kata[:2]}"' in first, f"katas/{path} must start(\"{kata[:2]}\"), its own kata"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_checked_cells_print_text_only(path):
+    for cell in code_cells(stored(path)):
+        if cell.source.startswith("# NBVAL_CHECK_OUTPUT"):
+            kinds = {o.output_type for o in cell.outputs}
+            assert kinds and kinds <= {"stream", "execute_result"}, (
+                f"katas/{path} {cell.id}: a cell whose output nbval compares must print "
+                f"deterministic text, got {sorted(kinds) or 'nothing'}")
+            text = json.dumps([o.get("data", {}).get("text/plain", "") for o in cell.outputs])
+            assert "<Figure" not in text, f"katas/{path} {cell.id}: figure in a checked cell"
+
+
+@pytest.mark.parametrize("kata", KATAS, ids=str)
+def test_stub_and_solution_are_told_apart(kata):
+    """A notebook stops politely only if harness.notebook sees the stub as unsolved."""
+    assert unsolved(kata, chosen_dirs("katas")), (
+        f"harness.notebook.unsolved finds no `raise NotImplementedError` in the stub of kata "
+        f"{kata}: a learner's notebook would run the stub and crash")
+    assert not unsolved(kata, chosen_dirs("solutions")), (
+        f"the solution of kata {kata} still has a function that raises NotImplementedError")
+
+
+def test_needed_katas_follow_the_imports():
+    dirs = chosen_dirs("solutions")
+    got = [k.number for k in needed_katas([find_kata("attention")], dirs)]
+    assert got == [1, 4, 5], f"attention imports mlp and value: expected katas 1, 4, 5, got {got}"
+
+
+def test_notebook_on_a_stub_says_so_instead_of_crashing():
+    path = "02_tokenizer/tokenizer.ipynb"
+    nb = build_notebooks.new_notebook(build_notebooks.NOTEBOOKS[path])
+    errors = build_notebooks.execute(nb, ROOT / "katas" / "02_tokenizer",
+                                     {"GPT_KATAS_IMPL": "katas", "GPT_KATAS_REF": ""})
+    assert not errors, f"on the stub, cells raised {errors}: the notebook must stop politely"
+    first, *rest = code_cells(nb)
+    said = "".join(o.get("text", "") for o in first.outputs)
+    assert "not solved yet" in said and "make kata K=02" in said, said
+    assert "tokenizer.py: CharTokenizer.__init__" in said, said
+    ran = [c.id for c in rest if c.outputs]
+    assert not ran, f"cells {ran} ran on the stub; every cell after start() must be skipped"
+
+
+def test_a_kata_mid_edit_is_reported_not_crashed(tmp_path):
+    kata = find_kata("tokenizer")
+    (tmp_path / "tokenizer.py").write_text("def encode(text):\n    return [\n")
+    dirs = chosen_dirs("solutions")
+    dirs[KATAS.index(kata)] = tmp_path
+    got = [name for names in unsolved(kata, dirs).values() for name in names]
+    assert len(got) == 1 and got[0].startswith("(a syntax error on line 2"), got
+
+
+def test_running_start_again_ends_the_skipping():
+    """A learner solves the kata, then re-runs the notebook from the top in the same kernel."""
+    nb = build_notebooks.new_notebook("\n".join([
+        "# %%", "from harness.notebook import start", 'start("02")',
+        "# %%", 'print("skipped")',
+        "# %%", "import os", "import harness.notebook",
+        'os.environ["GPT_KATAS_IMPL"] = "solutions"  # as if the kata were solved now',
+        'harness.notebook.start("02")',
+        "# %%", "from tokenizer import CharTokenizer", 'print(CharTokenizer("ba").chars)',
+    ]))
+    errors = build_notebooks.execute(nb, ROOT / "katas" / "02_tokenizer",
+                                     {"GPT_KATAS_IMPL": "katas", "GPT_KATAS_REF": ""})
+    assert not errors, errors
+    said = ["".join(o.get("text", "") for o in cell.outputs) for cell in code_cells(nb)]
+    assert "not solved yet" in said[0] and said[1] == "", said
+    assert "not solved" not in said[2] and said[3] == "['a', 'b']\n", said
