@@ -114,14 +114,16 @@ def progress_line(kata: Kata, run: Run | None, note: str = "") -> str:
 
 def show_failures(kata: Kata, run: Run, impl: str, limit: int = 3) -> None:
     failures = run.failures
-    by_message: dict[str, list[str]] = {}  # many specs often fail for one reason
+    groups: dict[str, list[dict]] = {}  # many specs often fail for one reason
     for record in failures:
-        by_message.setdefault(record["message"] or record["longrepr"], []).append(record["name"])
+        message = record["message"] or record["longrepr"]
+        groups.setdefault(message.strip().split("\n")[0], []).append(record)
     print(f"\nKata {kata.dirname}: {len(failures)} of {run.total} specs fail.\n")
-    for message, names in list(by_message.items())[:limit]:
-        others = f"  (and {len(names) - 1} more with this message)" if len(names) > 1 else ""
-        print(red(f"✗ {names[0]}") + dim(others))
-        print(indent(message))
+    for records in list(groups.values())[:limit]:
+        first = records[0]
+        others = f"  (and {len(records) - 1} more like it)" if len(records) > 1 else ""
+        print(red(f"✗ {first['name']}") + dim(others))
+        print(indent(first["message"] or first["longrepr"]))
         print()
     modules = " ".join(str(p.relative_to(ROOT)) for p in kata.modules(impl))
     print(f"Edit:   {modules}")
@@ -137,12 +139,23 @@ def indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in lines)
 
 
+def runs_in_order(args):
+    """Yield (kata, run) in ladder order, each kata in its own process. With cores to spare,
+    the next few katas run while the caller reads; when the caller stops, no more start."""
+    workers = min(4, max(1, (os.cpu_count() or 1) - 1))
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(run_kata, kata, args.impl, args.ref) for kata in KATAS[:workers]]
+        for i, kata in enumerate(KATAS):
+            yield kata, futures[i].result()
+            if i + workers < len(KATAS):
+                futures.append(pool.submit(run_kata, KATAS[i + workers], args.impl, args.ref))
+
+
 def cmd_test(args) -> int:
     print(f"gpt-katas: running your katas in order ({describe(args)})\n")
-    for i, kata in enumerate(KATAS):
-        run = run_kata(kata, args.impl, args.ref)
+    for i, (kata, run) in enumerate(runs_in_order(args)):
         if run.ok:
-            print(progress_line(kata, run))
+            print(progress_line(kata, run), flush=True)
             continue
         print(progress_line(kata, run, "<- you are here"))
         for later in KATAS[i + 1:]:
@@ -156,10 +169,9 @@ def cmd_test(args) -> int:
 def cmd_status(args) -> int:
     print(f"gpt-katas status ({describe(args)})\n")
     done = 0
-    for kata in KATAS:
-        run = run_kata(kata, args.impl, args.ref)
+    for kata, run in runs_in_order(args):
         done += run.ok
-        print(progress_line(kata, run))
+        print(progress_line(kata, run), flush=True)
     print(f"\n{done} of {len(KATAS)} katas done.")
     return 0 if done == len(KATAS) else 1
 
