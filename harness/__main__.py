@@ -215,7 +215,7 @@ def cmd_hint(args) -> int:
 
 
 def snapshot() -> dict[Path, float]:
-    return {p: p.stat().st_mtime for p in (ROOT / "katas").rglob("*") if p.is_file()}
+    return {p: p.stat().st_mtime for p in (ROOT / "katas").rglob("*.py")}
 
 
 def cmd_watch(args) -> int:
