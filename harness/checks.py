@@ -20,8 +20,12 @@ def _flat(x) -> list[float]:
     return [float(getattr(x, "data", x))]  # a Value counts as its number
 
 
+def _number(v: float) -> str:
+    return str(int(v)) if v.is_integer() and abs(v) < 1e16 else f"{v:.6g}"
+
+
 def _fmt(values: list[float], limit: int = 6) -> str:
-    shown = ", ".join(f"{v:.6g}" for v in values[:limit])
+    shown = ", ".join(_number(v) for v in values[:limit])
     return f"[{shown}{', ...' if len(values) > limit else ''}]" if len(values) > 1 else shown
 
 
@@ -37,8 +41,10 @@ def expect_close(got, want, what: str, hint: str = "", rel: float = 1e-6, abs: f
         if not bad:
             return
         i = bad[0]
-        where = f" (first mismatch at flat index {i} of {len(w)}: {g[i]:.6g} vs {w[i]:.6g})" \
-            if len(w) > 1 else ""
+        where = ""
+        if len(w) > 1:
+            where = (f" (first mismatch at flat index {i} of {len(w)}: "
+                     f"{_number(g[i])} vs {_number(w[i])})")
         lines.append(f"{what}:\n  expected {_fmt(w)}\n  got      {_fmt(g)}{where}")
     if hint:
         lines.append(f"  hint: {hint}")

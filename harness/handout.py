@@ -4,8 +4,10 @@
 
 DEST gets every file of the repository (tracked, or untracked and not ignored) except the
 maintainers' parts below, and its own spec manifest and Classroom config, written from the
-copied files. In DEST, `make test`, `make grade` and `make data` work as they do here; `make
-check` does not (it proves the specs against solutions/, which the handout leaves out).
+copied files, and a note at the top of its README.md saying what works without solutions/. In
+DEST, `make test`, `make grade` and `make data` work as they do here; whatever runs the
+reference (`make train` and the other programs by default, `IMPL=solutions`, `REF=`, `make
+check`, `make notebooks`) does not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ from harness.katas import ROOT
 LEFT_OUT_DIRS = ("solutions/", "tests/", ".ci/")
 LEFT_OUT_FILES = ("harness/handout.py",)
 KEPT_WORKFLOWS = (".github/workflows/grade.yml",)
+
+# Put under the README's first line: what a learner meets where the handout has no reference.
+README_NOTE = """
+> **This is the learners' copy: the reference solutions (`solutions/`) are not included.**
+> Where this README runs the reference, use your own code instead, once the katas it needs
+> pass (`make status`): `make train IMPL=katas`, `make sample IMPL=katas`, `make microgpt
+> IMPL=katas`. `REF=`, `IMPL=solutions`, `make check` and `make notebooks` need the full
+> repository. Your work is graded with `make grade` ([docs/grading.md](docs/grading.md)).
+"""
 
 # When the repository is not a git work tree: what .gitignore keeps out of one.
 UNTRACKED = {".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache", ".ruff_cache",
@@ -88,6 +99,10 @@ def build(dest: Path, root: Path = ROOT) -> list[str]:
             for kata in grade.discover(dest)
         },
     }
+    readme = dest / "README.md"
+    if readme.is_file():
+        title, _, rest = readme.read_text().partition("\n")
+        readme.write_text(f"{title}\n{README_NOTE}{rest}")
     grade.write_json(dest / grade.MANIFEST, own)
     grade.write_json(dest / grade.CLASSROOM, grade.classroom_config(dest))
     return files

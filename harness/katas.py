@@ -86,6 +86,12 @@ def chosen_dirs(impl: str = "katas", ref: str = "") -> list[Path]:
     if impl not in IMPLS:
         raise ValueError(f"IMPL={impl!r}: choose 'katas' (your code) or 'solutions' (reference)")
     from_ref = parse_ref(ref)
+    if (impl == "solutions" or from_ref) and not (ROOT / "solutions").is_dir():
+        raise SystemExit(
+            "This copy of gpt-katas has no solutions/ (it is a learners' hand-out), so "
+            "IMPL=solutions and REF= cannot be used. Run your own code with IMPL=katas "
+            "(for example `make train IMPL=katas`) once the katas it needs pass (`make status`)."
+        )
     return [k.path("solutions" if k.number in from_ref else impl) for k in KATAS]
 
 
@@ -102,3 +108,15 @@ def use(impl: str | None = None, ref: str | None = None) -> list[Path]:
     sys.path[:] = [p for p in sys.path if p not in every_kata_dir]
     sys.path[:0] = [str(d) for d in dirs]
     return dirs
+
+
+def run_program(main) -> int:
+    """Run a program built from the katas (train, sample, microgpt): a kata that is not
+    written yet is reported in one line, not as a traceback."""
+    try:
+        return main()
+    except NotImplementedError as err:
+        print(f"\nerror: a kata this program uses is not written yet: {err}\n"
+              "`make status` shows which katas pass; IMPL=solutions runs the reference.",
+              file=sys.stderr)
+        return 1

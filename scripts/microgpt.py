@@ -78,36 +78,30 @@ def main(argv: list[str] | None = None) -> int:
 
     import microgpt
 
-    try:
-        random.Random(args.seed).shuffle(names)  # a fixed order for a given seed
-        sequences = [microgpt.encode(name) for name in names]
-        params = microgpt.init_params(args.seed)
-        print(f"microGPT from {IMPL}/: {len(microgpt.parameters(params)):,} parameters, "
-              f"{len(names):,} names, {args.steps:,} steps")
+    random.Random(args.seed).shuffle(names)  # a fixed order for a given seed
+    sequences = [microgpt.encode(name) for name in names]
+    params = microgpt.init_params(args.seed)
+    print(f"microGPT from {IMPL}/: {len(microgpt.parameters(params)):,} parameters, "
+          f"{len(names):,} names, {args.steps:,} steps")
 
-        # A step's graph has no reference cycles, so reference counting frees it; the cyclic
-        # garbage collector would only re-scan ~100,000 live nodes again and again.
-        gc.disable()
-        losses = []
-        with tqdm(microgpt.train(params, sequences, args.steps), total=args.steps,
-                  desc="training", unit="step") as bar:
-            for loss in bar:
-                losses.append(loss)
-                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-        gc.enable()
+    # A step's graph has no reference cycles, so reference counting frees it; the cyclic
+    # garbage collector would only re-scan ~100,000 live nodes again and again.
+    gc.disable()
+    losses = []
+    with tqdm(microgpt.train(params, sequences, args.steps), total=args.steps,
+              desc="training", unit="step") as bar:
+        for loss in bar:
+            losses.append(loss)
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+    gc.enable()
 
-        print("\n".join(loss_curve_summary(losses)))
-        rng = random.Random(args.seed)
-        print(f"\n{args.samples} names at temperature {args.temperature}:")
-        for i in range(args.samples):
-            print(f"  {i + 1:2d}  {microgpt.sample(params, rng, args.temperature)}")
-    except NotImplementedError as err:
-        print(f"\nerror: part of your implementation is not written yet: {err}\n"
-              "Finish it (`make status` shows which katas pass), or run the reference: "
-              "make microgpt IMPL=solutions", file=sys.stderr)
-        return 1
+    print("\n".join(loss_curve_summary(losses)))
+    rng = random.Random(args.seed)
+    print(f"\n{args.samples} names at temperature {args.temperature}:")
+    for i in range(args.samples):
+        print(f"  {i + 1:2d}  {microgpt.sample(params, rng, args.temperature)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.run_program(main))

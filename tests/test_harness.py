@@ -138,3 +138,19 @@ def test_check_reports_a_spec_that_passes_on_the_stub_by_name(sandbox):
         cwd=sandbox, capture_output=True, text=True)
     assert "test_value.py::test_that_asserts_nothing PASSED on the stub" in proc.stdout, \
         proc.stdout + proc.stderr
+
+
+def test_a_handout_without_solutions_says_why_the_reference_is_missing(sandbox):
+    shutil.rmtree(sandbox / "solutions")
+    for args in (("--impl", "solutions", "test"), ("--ref", "01", "status")):
+        proc = harness_cmd(sandbox, *args)
+        assert proc.returncode != 0 and "has no solutions/" in proc.stderr, proc.stderr
+
+
+def test_programs_report_an_unwritten_kata_in_one_line(capsys):
+    def main():
+        raise NotImplementedError("encode: see katas/08_microgpt/README.md")
+
+    assert katas.run_program(main) == 1
+    err = capsys.readouterr().err
+    assert "not written yet: encode" in err and "Traceback" not in err

@@ -151,16 +151,19 @@ def test_reuse_through_a_chain_of_sums():
 
 
 def test_reused_inner_node_is_complete_before_it_is_pushed():
-    # b is an inner node used by two later nodes at different depths. If b pushes its grad
-    # before both of its users have pushed theirs, a's grad misses a path.
+    # b is an inner node used by two later nodes at different depths: d uses it directly and
+    # through c = b*b, one level further down. A breadth-first walk from d reaches b before
+    # c has pushed; if b pushes its grad then, a's grad misses the path through c.
     a = Value(2.0)
     b = a * 3.0
     c = b * b
-    d = c + b
+    d = c * 2.0 + b
     d.backward()
-    # d = 9a^2 + 3a, so dd/da = 18a + 3 = 39
-    expect_close(a.grad, 39.0, "dd/da for b = 3a, c = b*b, d = c + b at a=2",
-                 hint="process nodes in reverse topological order: every user of b before b")
+    # d = 18a^2 + 3a, so dd/da = 36a + 3 = 75
+    expect_close(a.grad, 75.0, "dd/da for b = 3a, c = b*b, d = 2c + b at a=2",
+                 hint="process nodes in reverse topological order, so that every user of b "
+                      "(c, and d) has pushed before b pushes; a breadth-first walk does not "
+                      "guarantee that")
 
 
 def test_a_deep_chain_does_not_hit_the_recursion_limit():

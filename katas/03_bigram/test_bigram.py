@@ -121,8 +121,8 @@ def test_worked_example_nll():
     probs = [[0, 1 / 2, 1 / 2], [1 / 3] * 3, [1 / 2, 1 / 2, 0]]
     expect_close(nll(probs, TOY, tok), (4 * math.log(2) + 3 * math.log(3)) / 7,
                  "nll of ['ann', 'na'] under its own k=0 table", rel=1e-9,
-                 hint="7 bigrams: four have p = 1/2 and three p = 1/3; average -ln p over all "
-                      "of them, the closing (x, BOS) pairs included")
+                 hint="7 bigrams: four have p = 1/2 and three p = 1/3; add up -ln p over all "
+                      "of them, the closing (x, BOS) pairs included, and divide by 7")
 
 
 # --- counting ---

@@ -43,7 +43,8 @@ def test_the_first_step_moves_each_parameter_by_lr():
                  rel=1e-4, abs=1e-12,
                  hint="every parameter with a non-zero grad moves by ~lr against its sign; one "
                       "with grad 0 stays. A step of 1.5 * lr means no bias correction "
-                      "(0.15 / sqrt(0.01))")
+                      "(0.15 / sqrt(0.01)); a tiny grad that moves less than lr means eps "
+                      "went inside the sqrt")
 
 
 def test_step_leaves_the_grads_and_zero_grad_clears_them():

@@ -21,7 +21,7 @@ from microgpt import (
 
 from harness.checks import expect, expect_close
 
-# name -> (rows, columns): SYLLABUS's 4,192 parameters, rows = outputs as in torch's Linear.
+# name -> (rows, columns): microGPT's 4,192 parameters, rows = outputs as in torch's Linear.
 SHAPES = {
     "wte": (27, 16),
     "wpe": (16, 16),
@@ -162,6 +162,17 @@ def test_loss_and_every_gradient_equal_the_torch_twin():
                      hint="the forward pass must use every weight by name")
 
 
+def test_each_sequence_starts_with_an_empty_cache():
+    # The loss of a name must not depend on which name was scored before it.
+    params = init_params(4)
+    alone = loss(params, encode("olivia")).data
+    loss(params, encode("emma"))
+    again = loss(params, encode("olivia")).data
+    expect_close(again, alone, "loss('olivia') computed again after loss('emma')", rel=1e-12,
+                 hint="loss() must start from a fresh empty_cache(): a cache kept between calls "
+                      "lets a name attend to the names before it")
+
+
 def test_initial_loss_is_about_ln_27(names):
     # Small random weights give nearly uniform predictions over 27 tokens: -ln(1/27) = 3.2958.
     params = init_params(0)
@@ -174,7 +185,7 @@ def test_initial_loss_is_about_ln_27(names):
 
 
 def twin_adam_step(W, state, step, lr):
-    """SYLLABUS's Adam (beta1 0.85, beta2 0.99, eps 1e-8, bias-corrected) on the twin's weights.
+    """microGPT's Adam (beta1 0.85, beta2 0.99, eps 1e-8, bias-corrected) on the twin's weights.
     Written out rather than torch.optim.Adam, whose first step costs seconds of imports; kata 07
     checks the learner's Adam against torch.optim.Adam itself."""
     b1, b2, t = 0.85, 0.99, step + 1

@@ -139,7 +139,7 @@ def test_preset_parameter_counts(name, layers, heads, width):
                           "does); include_wpe=False leaves out block_size * n_embd", rel=0)
 
 
-def test_medium_has_the_syllabus_size():
+def test_medium_has_10_75m_parameters():
     model = GPT(PRESETS["medium"])
     # 6L/6H/384D, block 256, vocab 65: 10,646,784 without wpe and 10,745,088 with it.
     expect_close(model.num_params(include_wpe=False), 10_646_784, "medium without wpe (~10.65M)",

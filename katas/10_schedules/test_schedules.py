@@ -242,7 +242,8 @@ def test_clipping_equals_torch(case):
                hint="skip parameters without a grad; do not give them one")
         if a.grad is not None:
             expect_close(a.grad, b.grad, f"grad of param {i} after clipping to {max_norm}",
-                         rel=1e-9, abs=1e-12, hint="one scale for all: max_norm / (norm + 1e-6)")
+                         rel=1e-9, abs=1e-12,
+                         hint="one scale for all: min(1, max_norm / (norm + 1e-6))")
 
 
 def test_the_norm_is_global_not_per_parameter():

@@ -69,7 +69,7 @@ def nll(probs: list[list[float]], names: list[str], tokenizer: CharTokenizer) ->
 
 def sample(probs: list[list[float]], tokenizer: CharTokenizer, rng: random.Random,
            max_len: int = 50) -> str:
-    """One name: start after BOS, draw each next id from its row until BOS comes back.
+    """One name: start from BOS, draw each next id from its row until BOS comes back.
 
     All randomness comes from rng, so the same seed gives the same names. Stops early
     after max_len characters (a table might never lead back to BOS).

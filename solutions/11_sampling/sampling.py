@@ -109,6 +109,7 @@ def generate(model: torch.nn.Module, idx: Tensor, max_new_tokens: int, temperatu
 
 
 def _generate_with_cache(model, idx: Tensor, max_new_tokens: int, sample) -> Tensor:
+    """generate's loop with a KVCache: the prompt once, then only the token just drawn."""
     block_size, n_layer = model.config.block_size, model.config.n_layer
     cache, new_tokens = KVCache(n_layer), idx[:, -block_size:]  # first feed: the whole prompt
     for _ in range(max_new_tokens):
