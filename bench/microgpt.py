@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import harness  # noqa: E402
 from data import fetch  # noqa: E402
 
-IMPL = os.environ.get("GPT_KATAS_IMPL", "solutions")
+IMPL = harness.program_impl()
 harness.use(IMPL)  # must come before the first `import microgpt`
 
 RESULTS = ROOT / "bench" / "results" / "microgpt.json"

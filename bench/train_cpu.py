@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import harness  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "train_cpu.json"
 
 
@@ -92,7 +95,7 @@ def main() -> int:
     results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version(), "torch": torch.__version__,
                           "torch_threads": args.threads or torch.get_num_threads(),
-                          "impl": os.environ.get("GPT_KATAS_IMPL", "solutions")}
+                          "impl": harness.program_impl()}
     for preset in args.preset:
         result = measure(preset, args.steps, args.threads, args.target)
         results[preset + (f" ({args.steps} steps)" if args.steps else "")] = result

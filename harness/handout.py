@@ -30,10 +30,10 @@ KEPT_WORKFLOWS = (".github/workflows/grade.yml",)
 # Put under the README's first line: what a learner meets where the handout has no reference.
 README_NOTE = """
 > **This is the learners' copy: the reference solutions (`solutions/`) are not included.**
-> Where this README runs the reference, use your own code instead, once the katas it needs
-> pass (`make status`): `make train IMPL=katas`, `make sample IMPL=katas`, `make microgpt
-> IMPL=katas`. `REF=`, `IMPL=solutions`, `make check` and `make notebooks` need the full
-> repository. Your work is graded with `make grade` ([docs/grading.md](docs/grading.md)).
+> The programs (`make train`, `make sample`, `make microgpt`) run your own code, once the
+> katas they need pass (`make status`). `REF=`, `IMPL=solutions`, `make check` and
+> `make notebooks` need the full repository. Your work is graded with `make grade`
+> ([docs/grading.md](docs/grading.md)).
 """
 
 # When the repository is not a git work tree: what .gitignore keeps out of one.

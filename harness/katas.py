@@ -110,13 +110,21 @@ def use(impl: str | None = None, ref: str | None = None) -> list[Path]:
     return dirs
 
 
+def program_impl() -> str:
+    """What programs built from the katas (train, sample, microgpt, benchmarks) run:
+    $GPT_KATAS_IMPL if set, else the reference, or the learner's own katas in a hand-out
+    that has no solutions/."""
+    default = "solutions" if (ROOT / "solutions").is_dir() else "katas"
+    return os.environ.get("GPT_KATAS_IMPL", default)
+
+
 def run_program(main) -> int:
     """Run a program built from the katas (train, sample, microgpt): a kata that is not
     written yet is reported in one line, not as a traceback."""
     try:
         return main()
     except NotImplementedError as err:
+        reference = "; IMPL=solutions runs the reference" if (ROOT / "solutions").is_dir() else ""
         print(f"\nerror: a kata this program uses is not written yet: {err}\n"
-              "`make status` shows which katas pass; IMPL=solutions runs the reference.",
-              file=sys.stderr)
+              f"`make status` shows which katas pass{reference}.", file=sys.stderr)
         return 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import os
 import random
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 import harness  # noqa: E402
 from data import fetch  # noqa: E402
 
-IMPL = os.environ.get("GPT_KATAS_IMPL", "solutions")
+IMPL = harness.program_impl()
 harness.use(IMPL)  # must come before the first `import microgpt`
 
 

@@ -11,7 +11,6 @@ two characters \\n stand for a newline.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 import harness  # noqa: E402
 
-harness.use(os.environ.get("GPT_KATAS_IMPL", "solutions"), os.environ.get("GPT_KATAS_REF", ""))
+harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import harness  # noqa: E402
 
-harness.use(os.environ.get("GPT_KATAS_IMPL", "solutions"), os.environ.get("GPT_KATAS_REF", ""))
+harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
@@ -268,7 +268,7 @@ def main(argv=None) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(
             {"preset": preset, "model": model_fields, "train": asdict(cfg),
-             "impl": os.environ.get("GPT_KATAS_IMPL", "solutions")}, indent=2) + "\n")
+             "impl": harness.program_impl()}, indent=2) + "\n")
         world = dist.get_world_size() if distributed else 1
         print(f"preset {preset} on {device}{f' x {world} processes' if world > 1 else ''}: "
               f"{model.num_params() / 1e6:.2f}M parameters ({model_fields['n_layer']} layers, "
