@@ -132,10 +132,10 @@ def show_failures(kata: Kata, run: Run, impl: str, limit: int = 3) -> None:
           f"make hint K={kata.number:02d} (a hint)")
 
 
-def indent(text: str, prefix: str = "    ") -> str:
+def indent(text: str, prefix: str = "    ", max_lines: int = 25) -> str:
     lines = text.strip().splitlines()
-    if len(lines) > 25:
-        lines = lines[:25] + ["..."]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines] + ["..."]
     return "\n".join(prefix + line for line in lines)
 
 
@@ -321,7 +321,7 @@ def cmd_check(args) -> int:
         print(f"{mark} {step.name:<38} {step.passed:>5} ok  "
               f"{dim(f'{time.monotonic() - start:.0f}s')}", flush=True)
         for problem in step.problems:
-            print(indent(problem, "    ! "))
+            print(indent(problem, "    ! ", max_lines=300))
         steps.append(step)
     passed = sum(s.passed for s in steps)
     failed = sum(len(s.problems) for s in steps)

@@ -293,6 +293,8 @@ def main(argv=None) -> int:
     try:
         result = train(model, tokenizer, train_ids, val_ids, cfg, device, resume=args.resume,
                        should_stop=lambda step: interrupted, log=log)
+        if distributed:  # no process tears down while process 0 still writes its checkpoint
+            dist.barrier()
     except TrainingDiverged as err:
         print(f"\nstopped: {err}", file=sys.stderr, flush=True)
         result, code = None, 1
