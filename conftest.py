@@ -2,6 +2,7 @@
 one marker per kata, and the data files."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,20 @@ def pytest_collection_modifyitems(items):
             if number.isdigit() and len(number) == 2 and name:
                 item.add_marker(f"kata{number}")
                 break
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Specs use tiny tensors: one thread is faster than several, and steadier on a busy
+    machine. Only acts where the spec module already imported torch."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _data_file(name: str) -> Path:

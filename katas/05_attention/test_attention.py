@@ -206,16 +206,21 @@ def test_heads_are_concatenated_in_view_order():
 # --- attention weights (weights_out) ---
 
 
+def weights_per_position(X, W, n_head):
+    """Run the positions of X in order; yield what weights_out received at each one."""
+    ws = {name: to_values(w) for name, w in W.items()}
+    keys, values = [], []
+    for x in to_values(X):
+        weights = []
+        attention(x, ws["q"], ws["k"], ws["v"], ws["o"], keys, values, n_head, weights_out=weights)
+        yield weights
+
+
 def test_weights_out_match_a_masked_softmax():
     n_embd, n_head, T = 8, 2, 5
     X, W = make_case(seed=6, T=T, n_embd=n_embd, std=0.5)
     want = reference_weights(X, W, n_head)
-    xs = to_values(X)
-    ws = {name: to_values(w) for name, w in W.items()}
-    keys, values = [], []
-    for t, x in enumerate(xs):
-        weights = []
-        attention(x, ws["q"], ws["k"], ws["v"], ws["o"], keys, values, n_head, weights_out=weights)
+    for t, weights in enumerate(weights_per_position(X, W, n_head)):
         expect(len(weights) == n_head,
                f"weights_out got {len(weights)} lists at position {t}, expected one per head "
                f"({n_head})", hint="append one list per head, head 0 first")
@@ -230,12 +235,7 @@ def test_weights_out_match_a_masked_softmax():
        head_dim=st.integers(1, 3), T=st.integers(1, 6), std=st.floats(0.1, 3.0))
 def test_attention_weights_are_a_distribution_over_0_to_t(seed, n_head, head_dim, T, std):
     X, W = make_case(seed, T=T, n_embd=n_head * head_dim, std=std)
-    xs = to_values(X)
-    ws = {name: to_values(w) for name, w in W.items()}
-    keys, values = [], []
-    for t, x in enumerate(xs):
-        weights = []
-        attention(x, ws["q"], ws["k"], ws["v"], ws["o"], keys, values, n_head, weights_out=weights)
+    for t, weights in enumerate(weights_per_position(X, W, n_head)):
         expect(len(weights) == n_head, f"{len(weights)} weight lists for {n_head} heads")
         for h, row in enumerate(weights):
             expect(len(row) == t + 1,

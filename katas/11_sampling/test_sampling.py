@@ -16,15 +16,6 @@ from sampling import generate, next_token_probs, sample_next
 from harness.checks import expect, expect_close
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: a second thread only adds overhead (and stalls on a busy machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def oracle_probs(row, temperature=1.0, top_k=None, top_p=None):
     """The distribution the lesson defines, for one row of logits, in float64."""
     z = np.asarray(row, dtype=np.float64) / temperature

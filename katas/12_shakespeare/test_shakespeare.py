@@ -26,17 +26,6 @@ from torch import nn
 
 from harness.checks import expect, expect_close
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models run fastest on one thread, and a busy 2-core machine makes a second
-    # thread wait on the first.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---------------------------------------------------------------- device, encoding, split
 
 
