@@ -78,12 +78,12 @@ class Run:
         return self.total > 0 and self.passed == self.total
 
 
-def run_specs(paths: list[Path], impl: str, ref: str = "", *pytest_args: str) -> Run:
+def run_specs(paths: list[Path], impl: str, ref: str = "") -> Run:
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-m", "pytest", *map(str, paths), "-p", "harness.report",
-               f"--report-to={report}", f"--impl={impl}", f"--ref={ref}", "-q", *pytest_args]
+               f"--report-to={report}", f"--impl={impl}", f"--ref={ref}", "-q"]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         records = json.loads(report.read_text()) if report.exists() else []
     output = proc.stdout + proc.stderr
