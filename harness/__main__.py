@@ -283,7 +283,7 @@ def check_stubs() -> Step:
 
 def check_pytest(name: str, *pytest_args: str) -> Step:
     step = Step(name)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--tb=short",
                            *pytest_args], cwd=ROOT, capture_output=True, text=True)
     counts = re.findall(r"(\d+) passed", proc.stdout)
     step.passed = int(counts[-1]) if counts else 0

@@ -324,5 +324,18 @@ def main(argv=None) -> int:
     return code
 
 
+def exit_without_teardown(code: int) -> None:
+    """End a torchrun process without the interpreter's teardown. By now everything is saved
+    and the process group is destroyed, yet torch's gloo backend can still abort in its C++
+    destructors at exit ("terminate called without an active exception", about 3 CPU runs
+    in 100), and torchrun would report that as a failed run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(harness.run_program(main))
+    code = harness.run_program(main)
+    if "RANK" in os.environ:
+        exit_without_teardown(code)
+    sys.exit(code)

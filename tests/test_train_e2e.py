@@ -119,7 +119,11 @@ def test_ddp_on_two_processes_matches_one(tmp_path, shakespeare_path):
                 "--nproc_per_node=2", str(ROOT / "scripts" / "train.py")]
     done = subprocess.run([*torchrun, *common, "--out", str(tmp_path / "ddp")], cwd=ROOT,
                           env=_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:] + "\n--- stdout ---\n" + done.stdout[-1000:]
+    # A worker's traceback comes first in stderr, torchrun's summary (with the root cause) last.
+    lines = done.stderr.splitlines()
+    report = "\n".join(lines if len(lines) <= 120 else [*lines[:80], "[...]", *lines[-40:]])
+    assert done.returncode == 0, f"torchrun exited {done.returncode}:\n{report}\n--- stdout ---\n" \
+        + done.stdout[-1000:]
     assert "x 2 processes" in done.stdout, done.stdout
     single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
