@@ -10,7 +10,7 @@ import random
 from collections.abc import Iterator, Sequence
 
 from adam import Adam, linear_decay  # noqa: F401  (you will need these)
-from block import block, rmsnorm  # noqa: F401
+from block import LAYER_KEYS, block, rmsnorm  # noqa: F401  (LAYER_KEYS: a block's six matrices)
 from mlp import cross_entropy, linear, matrix, softmax  # noqa: F401
 from value import Value
 
@@ -25,9 +25,6 @@ N_HEAD = 4
 N_LAYER = 1
 BLOCK_SIZE = 16  # positions the model knows: wpe has one row per position
 INIT_STD = 0.08
-
-# The six matrices of a block, as `block()` from kata 06 expects them.
-LAYER_WEIGHTS = ("attn_wq", "attn_wk", "attn_wv", "attn_wo", "mlp_fc1", "mlp_fc2")
 
 Matrix = list[list[Value]]  # rows of Values: n_out rows of n_in
 Params = dict[str, Matrix]  # every weight matrix, by name

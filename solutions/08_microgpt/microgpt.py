@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterator, Sequence
 
 from adam import Adam, linear_decay
-from block import block, rmsnorm
+from block import LAYER_KEYS, block, rmsnorm
 from mlp import cross_entropy, linear, matrix, softmax
 from value import Value
 
@@ -19,9 +19,6 @@ N_HEAD = 4
 N_LAYER = 1
 BLOCK_SIZE = 16  # positions the model knows: wpe has one row per position
 INIT_STD = 0.08
-
-# The six matrices of a block, as `block()` from kata 06 expects them.
-LAYER_WEIGHTS = ("attn_wq", "attn_wk", "attn_wv", "attn_wo", "mlp_fc1", "mlp_fc2")
 
 Matrix = list[list[Value]]  # rows of Values: n_out rows of n_in
 Params = dict[str, Matrix]  # every weight matrix, by name
@@ -94,7 +91,7 @@ def forward(params: Params, token: int, pos: int, keys: list, values: list) -> l
     x = [t + p for t, p in zip(params["wte"][token], params["wpe"][pos])]
     x = rmsnorm(x)
     for i in range(N_LAYER):
-        layer = {name: params[f"layer{i}.{name}"] for name in LAYER_WEIGHTS}
+        layer = {name: params[f"layer{i}.{name}"] for name in LAYER_KEYS}
         x = block(x, layer, keys[i], values[i], N_HEAD)
     return linear(x, params["lm_head"])
 

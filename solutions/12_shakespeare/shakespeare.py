@@ -223,13 +223,12 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
             raise TrainingDiverged(f"eval loss at step {step} is {losses}: the model diverged; "
                                    "no checkpoint was written. Lower the learning rate.")
         improved = losses["val"] < state["best_val"]
-        if improved:
-            state.update(best_val=losses["val"], best_step=step, bad_evals=0)
-        else:
-            state["bad_evals"] += 1
         state["eval_step"] = step
         if improved:
+            state.update(best_val=losses["val"], best_step=step, bad_evals=0)
             save("best.pt")
+        else:
+            state["bad_evals"] += 1
         save("last.pt")
         log({"kind": "eval", "step": step, "train_loss": losses["train"], "val_loss": losses["val"],
              "best_val": state["best_val"], "best_step": state["best_step"], "improved": improved})
