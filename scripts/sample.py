@@ -25,6 +25,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from sampling import generate, sample_next  # noqa: E402
 from shakespeare import load_checkpoint, model_from_checkpoint, pick_device  # noqa: E402
+from train import default_preset  # noqa: E402  (the run directory train.py chose)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     if args.checkpoint:
         path = Path(args.checkpoint)
     else:
-        preset = "cpu" if device == "cpu" else "medium"  # as scripts/train.py chooses
+        preset = default_preset(torch.device(device).type)
         path = (Path(args.out) if args.out else ROOT / "runs" / preset) / "best.pt"
     try:
         model, tokenizer = model_from_checkpoint(load_checkpoint(path), device)

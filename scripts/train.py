@@ -100,16 +100,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 class RunLog:
     """The progress bar, the eval lines, and metrics.csv (one row per step and per eval)."""
 
-    def __init__(self, out_dir: Path, cfg: TrainConfig, tokens_per_step: int):
+    def __init__(self, out_dir: Path, cfg: TrainConfig):
         from tqdm import tqdm
 
         self.path = out_dir / "metrics.csv"
-        self.cfg = cfg
-        self.tokens_per_step = tokens_per_step
         self.bar = tqdm(total=cfg.max_steps, unit="step", dynamic_ncols=True,
                         disable=not sys.stderr.isatty())
         self.file = None
-        self.started = time.perf_counter()
+        self.started = None  # set when training starts (on_start)
         self.elapsed_before = 0.0  # training time of the run this one resumes
         self.tokens_per_s = None
 
@@ -128,7 +126,7 @@ class RunLog:
         self.writer = csv.DictWriter(self.file, METRIC_COLUMNS)
         self.writer.writeheader()
         self.writer.writerows(rows)
-        self.bar.reset(total=self.cfg.max_steps)
+        self.bar.reset()
         self.bar.update(event["step"])
         if event["resumed"]:
             print(f"resumed at step {event['step']}", flush=True)
@@ -206,8 +204,7 @@ def print_samples(best: Path, device: str, count: int, seed: int) -> None:
     generator = torch.Generator(device=device).manual_seed(seed)
     start = torch.tensor([tokenizer.encode("\n")], dtype=torch.long, device=device)
     for i in range(count):
-        with torch.no_grad():
-            out = generate(model, start, 400, temperature=0.8, top_k=40, generator=generator)
+        out = generate(model, start, 400, temperature=0.8, top_k=40, generator=generator)
         print(f"--- sample {i + 1} (temperature 0.8, top-k 40) ---")
         print(tokenizer.decode(out[0].tolist()).strip("\n"))
     print("---\nmore: make sample (PROMPT=..., TEMPERATURE=..., TOP_K=..., SHOW_TOP=5)")
@@ -276,7 +273,7 @@ def main(argv=None) -> int:
               f"{model_fields['block_size']}, dropout {model_fields['dropout']}); batch "
               f"{cfg.batch_size}, lr {cfg.lr:g} -> {cfg.min_lr:g}, {cfg.max_steps} steps; "
               f"run directory {out_dir}", flush=True)
-        log = RunLog(out_dir, cfg, cfg.batch_size * model_fields["block_size"])
+        log = RunLog(out_dir, cfg)
 
     interrupted = False
 
@@ -298,9 +295,6 @@ def main(argv=None) -> int:
     except TrainingDiverged as err:
         print(f"\nstopped: {err}", file=sys.stderr, flush=True)
         result, code = None, 1
-    except FileNotFoundError as err:
-        print(f"\ncannot resume: {err}", file=sys.stderr, flush=True)
-        result, code = None, 2
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if log:

@@ -16,11 +16,11 @@ NAMES = fetch.FILES["names.txt"]
 
 
 @pytest.fixture(scope="module")
-def good_mirror(tmp_path_factory) -> Path:
+def good_mirror(tmp_path_factory, names_path, shakespeare_path) -> Path:
     """A directory holding verified copies of both files (from the repository's data step)."""
     mirror = tmp_path_factory.mktemp("mirror")
-    for name in fetch.FILES:
-        (mirror / name).write_bytes(fetch.require(name).read_bytes())
+    for path in (names_path, shakespeare_path):
+        (mirror / path.name).write_bytes(path.read_bytes())
     return mirror
 
 
@@ -75,15 +75,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is None:
             self.send_error(404)
             return
-        if self.path == "/truncated":
-            # Promise the whole file, send a third of it, hang up.
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body) * 3))
-            self.end_headers()
-            self.wfile.write(body)
-            return
+        # /truncated promises the whole file, sends a third of it, and hangs up.
+        promised = len(body) * (3 if self.path == "/truncated" else 1)
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(promised))
         self.end_headers()
         self.wfile.write(body)
 
@@ -92,9 +87,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(names_path):
     """An HTTP server on 127.0.0.1 serving a good, a corrupt and a truncated names.txt."""
-    good = fetch.require("names.txt").read_bytes()
+    good = names_path.read_bytes()
     _Handler.routes = {"/names.txt": good, "/corrupt.txt": b"X" + good[1:],
                        "/truncated": good[: len(good) // 3]}
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
