@@ -51,23 +51,26 @@ def reference_nll(probs, corpus: list[str]) -> float:
     return sum(logs) / len(logs)
 
 
-def label(i: int, size: int) -> str:
-    return "BOS" if i == size - 1 else LETTERS[i]
+def label(i: int) -> str:
+    return "BOS" if i == BOS else LETTERS[i]
 
 
 @pytest.fixture(scope="module")
 def names_oracle(names):
     """The names data as numpy arrays of (prev, next) ids, and its 27 x 27 count table."""
-    seqs = [[BOS, *(ord(ch) - ord("a") for ch in name), BOS] for name in names]
-    prev = np.array([a for s in seqs for a in s[:-1]])
-    nxt = np.array([b for s in seqs for b in s[1:]])
+    prev, nxt = np.array(reference_pairs(names)).T
     counts = np.bincount(prev * 27 + nxt, minlength=27 * 27).reshape(27, 27)
     return prev, nxt, counts
 
 
+def numpy_probs(counts, k: float):
+    """The add-k table: row-normalised counts + k."""
+    return (counts + k) / (counts + k).sum(axis=1, keepdims=True)
+
+
 def numpy_nll(names_oracle, k: float) -> float:
     prev, nxt, counts = names_oracle
-    probs = (counts + k) / (counts + k).sum(axis=1, keepdims=True)
+    probs = numpy_probs(counts, k)
     return float(-np.log(probs[prev, nxt]).mean())
 
 
@@ -155,7 +158,7 @@ def test_counts_on_names_match_numpy(names, names_oracle):
     for i in range(27):
         for j in range(27):
             if counts[i][j] != want[i][j]:
-                pytest.fail(f"count of ({label(i, 27)} -> {label(j, 27)}) on names: expected "
+                pytest.fail(f"count of ({label(i)} -> {label(j)}) on names: expected "
                             f"{want[i][j]}, got {counts[i][j]}\n  hint: rows are the previous "
                             "token, columns the next one")
 
@@ -244,7 +247,7 @@ def test_nll_on_names_add_one(names, names_oracle):
 def test_nll_scores_the_table_it_is_given(names, names_oracle):
     # numpy's k=1 table, passed in as lists: this checks nll on its own, apart from counting.
     _, _, counts = names_oracle
-    table = ((counts + 1) / (counts + 1).sum(axis=1, keepdims=True)).tolist()
+    table = numpy_probs(counts, 1).tolist()
     expect_close(nll(table, names, names_tokenizer()), numpy_nll(names_oracle, 1),
                  "nll(numpy's k=1 table, names)", rel=1e-9,
                  hint="look up probs[prev][next] for every bigram and average -ln of them")
@@ -319,13 +322,14 @@ def test_sampled_names_are_valid(names_oracle):
     counts = names_oracle[2]
     table = bigram_probs(counts.tolist())
     rng = random.Random(2024)
-    got = [sample(table, names_tokenizer(), rng) for _ in range(200)]
+    tok = names_tokenizer()
+    got = [sample(table, tok, rng) for _ in range(200)]
     for name in got:
         expect(isinstance(name, str) and len(name) > 0 and set(name) <= set(LETTERS),
                f"sample returned {name!r}: expected a non-empty string of letters a-z",
                hint="start from BOS, stop when BOS comes back, and decode without it")
         ids = [BOS, *(ord(ch) - ord("a") for ch in name), BOS]
-        unseen = [(label(a, 27), label(b, 27)) for a, b in zip(ids, ids[1:]) if counts[a][b] == 0]
+        unseen = [(label(a), label(b)) for a, b in zip(ids, ids[1:]) if counts[a][b] == 0]
         expect(not unseen, f"sample returned {name!r}, which contains the bigram(s) {unseen} "
                "that never occur in the names (their probability is 0)",
                hint="draw each next id from the row of the current id")

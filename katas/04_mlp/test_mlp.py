@@ -120,8 +120,8 @@ def test_each_linear_output_is_one_fused_node(bias):
                f"{' and b[' + str(i) + ']' if bias else ''}; expected exactly those {len(want)}",
                hint="build each output as ONE Value(total, (*w[i], *x), (*x_data, *w_data)): "
                     "a chain of * and + makes 2*n_in nodes per output and slows training down")
-        expect_close(yi.local_grads, [v.data for v in x] + [v.data for v in w[i]]
-                     + ([1.0] if bias else []), f"local grads of y[{i}]",
+        expect_close(yi.local_grads, [*x, *w[i], *([1.0] if bias else [])],
+                     f"local grads of y[{i}]",
                      hint="children (*w[i], *x) go with local grads (*x data, *w[i] data)")
 
 
@@ -267,7 +267,7 @@ def test_matrix_draws_gaussians_row_by_row_from_the_given_generator():
            "every entry of matrix(...) must be a fresh leaf Value")
     rng = random.Random(42)
     want = [[rng.gauss(0.0, 0.08) for _ in range(5)] for _ in range(3)]
-    expect_close(datas(w), want, "matrix(3, 5, std=0.08, random.Random(42))", rel=1e-12,
+    expect_close(w, want, "matrix(3, 5, std=0.08, random.Random(42))", rel=1e-12,
                  hint="draw rng.gauss(0.0, std) for each entry (std, not variance), row by row, "
                       "from the rng passed in (never the global random module)")
 
@@ -327,12 +327,13 @@ def test_parameter_count():
     expect(num_params(27, 3, 10, 200) == 11_897,
            f"num_params(27, 3, 10, 200) = {num_params(27, 3, 10, 200)}, expected 11,897",
            hint="wte V*E + w1 H*(C*E) + b1 H + w2 V*H + b2 V")
-    for sizes in [(27, 3, 10, 200), (7, 2, 3, 5)]:
+    for sizes, want in [((27, 3, 10, 200), 11_897),
+                        ((7, 2, 3, 5), 7 * 3 + 5 * 6 + 5 + 7 * 5 + 7)]:
         params = MLP(*sizes, rng=random.Random(0)).parameters()
-        want = 11_897 if sizes[0] == 27 else 7 * 3 + 5 * 6 + 5 + 7 * 5 + 7
-        expect(len(params) == want and len({id(p) for p in params}) == want,
+        distinct = len({id(p) for p in params})
+        expect(len(params) == want and distinct == want,
                f"MLP{sizes}.parameters() has {len(params)} entries "
-               f"({len({id(p) for p in params})} distinct), expected {want} distinct Values",
+               f"({distinct} distinct), expected {want} distinct Values",
                hint="list every weight and bias exactly once")
 
 

@@ -37,12 +37,12 @@ def make_case(seed: int, T: int, n_embd: int, std: float = 0.7):
     return X, W
 
 
-def run_ours(X, W, n_head, weights_out=None):
+def run_ours(X, W, n_head):
     """Feed the rows of X one position at a time through attention with one shared cache."""
     xs = to_values(X)
     ws = {name: to_values(w) for name, w in W.items()}
     keys, values = [], []
-    outs = [attention(x, ws["q"], ws["k"], ws["v"], ws["o"], keys, values, n_head, weights_out)
+    outs = [attention(x, ws["q"], ws["k"], ws["v"], ws["o"], keys, values, n_head)
             for x in xs]
     return xs, ws, outs
 

@@ -224,7 +224,7 @@ def test_weights_out_is_passed_to_attention():
     g = torch.Generator().manual_seed(10)
     X, layer = randn(g, 2, 8), make_layer(g, 8)
     vlayer = {name: to_values(w) for name, w in layer.items()}
-    keys, values, weights = [], [], []
+    keys, values = [], []
     for x in to_values(X):
         weights = []
         block(x, vlayer, keys, values, 2, weights_out=weights)

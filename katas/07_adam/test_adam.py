@@ -86,24 +86,30 @@ def problems(draw):
     return start, coefs, settings, draw(st.integers(1, 30))
 
 
-def run_both(start, coefs, settings, steps, schedule=None, torch_lambda=None):
-    """Yield (step, our params, torch's params) after each of `steps` Adam steps."""
-    ps = [Value(x) for x in start]
-    opt = Adam(ps, **settings, lr_schedule=schedule)
+def run_torch(start, coefs, settings, steps, torch_lambda=None):
+    """Yield torch's params after each of `steps` torch.optim.Adam steps."""
     ts = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in start]
     t_opt = torch.optim.Adam(ts, lr=settings["lr"], betas=(settings["beta1"], settings["beta2"]),
                              eps=settings["eps"])
     t_sched = torch.optim.lr_scheduler.LambdaLR(t_opt, torch_lambda) if torch_lambda else None
-    for step in range(steps):
-        opt.zero_grad()
-        loss_of(ps, coefs).backward()
-        opt.step()
+    for _ in range(steps):
         t_opt.zero_grad()
         loss_of(ts, coefs).backward()
         t_opt.step()
         if t_sched:
             t_sched.step()
-        yield step, [p.data for p in ps], [t.item() for t in ts]
+        yield [t.item() for t in ts]
+
+
+def run_both(start, coefs, settings, steps, schedule=None, torch_lambda=None):
+    """Yield (step, our params, torch's params) after each of `steps` Adam steps."""
+    ps = [Value(x) for x in start]
+    opt = Adam(ps, **settings, lr_schedule=schedule)
+    for step, theirs in enumerate(run_torch(start, coefs, settings, steps, torch_lambda)):
+        opt.zero_grad()
+        loss_of(ps, coefs).backward()
+        opt.step()
+        yield step, [p.data for p in ps], theirs
 
 
 @given(problems())
@@ -123,7 +129,7 @@ def test_the_defaults_are_microgpts_settings():
     ps = [Value(x) for x in start]
     opt = Adam(ps)
     defaults = dict(lr=0.01, beta1=0.85, beta2=0.99, eps=1e-8)
-    for step, _, theirs in run_both(start, coefs, defaults, 5):
+    for step, theirs in enumerate(run_torch(start, coefs, defaults, 5)):
         opt.zero_grad()
         loss_of(ps, coefs).backward()
         opt.step()

@@ -302,9 +302,10 @@ def test_the_same_seed_gives_the_same_text():
         return generate(model, prompt, 20, temperature=1.0,
                         generator=torch.Generator().manual_seed(seed)).tolist()
 
-    expect(text(11) == text(11), "two generate calls with generators seeded 11 differ",
+    eleven = text(11)
+    expect(eleven == text(11), "two generate calls with generators seeded 11 differ",
            hint="pass the generator down to sample_next")
-    expect(text(11) != text(12), "seeds 11 and 12 generated the same 20 tokens",
+    expect(eleven != text(12), "seeds 11 and 12 generated the same 20 tokens",
            hint="sample with torch.multinomial rather than taking the argmax")
 
 
