@@ -47,7 +47,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.katas import ROOT, Kata
+from data import fetch
+from harness.katas import ROOT, Kata, discover, is_module
 
 MANIFEST = Path("harness/manifest.json")
 POINTS = Path("harness/points.json")
@@ -101,29 +102,9 @@ class GradeError(Exception):
 # --- the trusted files and their manifest ------------------------------------------------------
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def discover(root: Path) -> list[Kata]:
-    """The katas under root/katas (the same rule as harness.katas, for any tree)."""
-    katas = []
-    for d in sorted((root / "katas").iterdir()) if (root / "katas").is_dir() else []:
-        number, _, name = d.name.partition("_")
-        if d.is_dir() and number.isdigit() and name:
-            katas.append(Kata(int(number), name))
-    return katas
-
-
 def kata_of(dirname: str) -> Kata:
     number, _, name = dirname.partition("_")
     return Kata(int(number), name)
-
-
-def is_module(path: Path) -> bool:
-    """A file the learner writes: a .py in a kata directory that is not a spec."""
-    return (path.suffix == ".py" and not path.name.startswith("test_")
-            and path.name not in ("conftest.py", "__init__.py"))
 
 
 def spec_files(root: Path, kata: Kata) -> list[str]:
@@ -157,10 +138,10 @@ def build_manifest(root: Path = ROOT) -> dict:
     return {
         "about": f"sha256 of every file `make grade` trusts, and every spec id; "
                  f"regenerate with `{UPDATE_COMMAND}`",
-        "grader": {path: sha256_of(root / path) for path in grader_files(root)},
+        "grader": {path: fetch.sha256_of(root / path) for path in grader_files(root)},
         "katas": {
             kata.dirname: {
-                "files": {path: sha256_of(root / path) for path in spec_files(root, kata)},
+                "files": {path: fetch.sha256_of(root / path) for path in spec_files(root, kata)},
                 "specs": [i for i in ids if i.startswith(f"katas/{kata.dirname}/")],
             }
             for kata in katas
@@ -175,7 +156,7 @@ def build_hidden_manifest(root: Path, hidden: Path) -> dict:
     return {
         "about": "the hidden specs' sha256 and ids; regenerate with "
                  f"`{UPDATE_COMMAND} --hidden-specs DIR`",
-        "files": {p.relative_to(hidden).as_posix(): sha256_of(p)
+        "files": {p.relative_to(hidden).as_posix(): fetch.sha256_of(p)
                   for k in katas for p in sorted((hidden / k.dirname).iterdir()) if p.is_file()},
         "specs": ids,
     }
@@ -236,7 +217,7 @@ def verify(root: Path, manifest: dict) -> tuple[list[str], dict[str, list[str]]]
         for path, digest in paths.items():
             if not (root / path).is_file():
                 problems.append(f"{path} is missing")
-            elif sha256_of(root / path) != digest:
+            elif fetch.sha256_of(root / path) != digest:
                 problems.append(f"{path} was changed")
         return problems
 
@@ -293,8 +274,6 @@ def build_sandbox(box: Path, setup: Setup, katas: list[Kata], public: bool = Tru
                   control: str | None = None) -> list[str]:
     """Fill `box` with the trusted files, the learner's modules, and the specs of `katas`;
     return the paths for pytest to run, in order."""
-    from data import fetch
-
     (box / "pytest.ini").write_text(PYTEST_INI)
     for path in setup.manifest["grader"]:
         (box / path).parent.mkdir(parents=True, exist_ok=True)
@@ -707,7 +686,7 @@ def grade(setup: Setup, katas: list[Kata], jobs: int = 1, mode: str = "working t
             canonical = setup.manifest["katas"].get(result.kata.dirname, {}).get("files", {})
             theirs = [p for p in canonical
                       if (setup.learner / p).is_file()
-                      and sha256_of(setup.learner / p) != sha256_of(setup.canon / p)]
+                      and fetch.sha256_of(setup.learner / p) != fetch.sha256_of(setup.canon / p)]
             if theirs:
                 result.notes.append("graded with the canonical specs; these differ in the tree "
                                     "graded: " + ", ".join(theirs))
@@ -738,7 +717,7 @@ class _TestCode:
             self.cache[file] = {}
             root = self.roots[1] if spec.hidden else self.roots[0]
             path = root / file
-            if path and path.is_file():
+            if path.is_file():
                 source = path.read_text()
                 lines = source.splitlines()
                 try:
@@ -935,7 +914,7 @@ def _grade_from_args(args, canon: Path, learner: Path) -> tuple[Grade, Setup]:
     if hidden is not None and (hidden / HIDDEN_MANIFEST).is_file():
         hidden_manifest = json.loads((hidden / HIDDEN_MANIFEST).read_text())
         changed = [p for p, digest in hidden_manifest["files"].items()
-                   if not (hidden / p).is_file() or sha256_of(hidden / p) != digest]
+                   if not (hidden / p).is_file() or fetch.sha256_of(hidden / p) != digest]
         if changed:
             raise GradeError(f"the hidden specs differ from {hidden / HIDDEN_MANIFEST}: "
                              f"{', '.join(changed)}; rerun `{UPDATE_COMMAND} --hidden-specs DIR`")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from data import fetch
 from harness import grade
 from harness.katas import ROOT
 
@@ -90,10 +91,10 @@ def build(dest: Path, root: Path = ROOT) -> list[str]:
     # specs are the same files, and the handout has no solutions to collect them against).
     own = {
         "about": manifest["about"],
-        "grader": {p: grade.sha256_of(dest / p) for p in grade.grader_files(dest)},
+        "grader": {p: fetch.sha256_of(dest / p) for p in grade.grader_files(dest)},
         "katas": {
             kata.dirname: {
-                "files": {p: grade.sha256_of(dest / p) for p in grade.spec_files(dest, kata)},
+                "files": {p: fetch.sha256_of(dest / p) for p in grade.spec_files(dest, kata)},
                 "specs": manifest["katas"][kata.dirname]["specs"],
             }
             for kata in grade.discover(dest)

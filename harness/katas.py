@@ -29,11 +29,7 @@ class Kata:
 
     def modules(self, impl: str = "katas") -> list[Path]:
         """The files a learner edits: every .py in the kata directory except specs."""
-        return sorted(
-            p
-            for p in self.path(impl).glob("*.py")
-            if not p.name.startswith("test_") and p.name not in ("conftest.py", "__init__.py")
-        )
+        return sorted(p for p in self.path(impl).glob("*.py") if is_module(p))
 
     def specs(self) -> list[Path]:
         return sorted(self.path("katas").glob("test_*.py"))
@@ -42,16 +38,23 @@ class Kata:
         return self.dirname
 
 
-def _discover() -> tuple[Kata, ...]:
+def is_module(path: Path) -> bool:
+    """A file the learner writes: a .py in a kata directory that is not a spec."""
+    return (path.suffix == ".py" and not path.name.startswith("test_")
+            and path.name not in ("conftest.py", "__init__.py"))
+
+
+def discover(root: Path = ROOT) -> list[Kata]:
+    """The katas under root/katas (this repository's, or any other tree's), in ladder order."""
     katas = []
-    for d in sorted((ROOT / "katas").iterdir()):
+    for d in sorted((root / "katas").iterdir()) if (root / "katas").is_dir() else []:
         number, _, name = d.name.partition("_")
         if d.is_dir() and number.isdigit() and name:
             katas.append(Kata(int(number), name))
-    return tuple(katas)
+    return katas
 
 
-KATAS = _discover()
+KATAS = tuple(discover())
 
 
 def find_kata(key: str | int) -> Kata:

@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.katas import IMPLS, KATAS, ROOT, Kata, chosen_dirs, find_kata
+from harness.katas import IMPLS, KATAS, ROOT, Kata, find_kata, is_module, use
 
 _skipping: list[bool] = [False]  # one flag, shared with the input transformer
 
@@ -32,8 +32,8 @@ def start(*katas: str | int, data: tuple[str, ...] = ()) -> None:
     """
     impl = os.environ.get("GPT_KATAS_IMPL") or "katas"
     ref = os.environ.get("GPT_KATAS_REF", "")
-    dirs = chosen_dirs(impl, ref)
-    _use(dirs)
+    dirs = use(impl, ref)
+    _drop_cwd_and_stale_modules()
     _style_plots()
 
     needed = needed_katas([find_kata(k) for k in katas], dirs)
@@ -96,9 +96,7 @@ def unsolved(kata: Kata, dirs: list[Path] | None = None) -> dict[Path, list[str]
 
 
 def _modules(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.py")
-                  if not p.name.startswith("test_") and p.name not in ("conftest.py",
-                                                                         "__init__.py"))
+    return sorted(p for p in directory.glob("*.py") if is_module(p))
 
 
 def _imported_names(path: Path) -> set[str]:
@@ -134,16 +132,16 @@ def _stub_functions(tree: ast.Module, prefix: str = "") -> list[str]:
     return found
 
 
-def _use(dirs: list[Path]) -> None:
-    """Put the chosen kata directories first on sys.path and forget kata modules imported
-    before, so that `import attention` loads the chosen file as it is now."""
+def _drop_cwd_and_stale_modules() -> None:
+    """After harness.katas.use (which puts the chosen kata directories first on sys.path):
+    forget kata modules imported before, so that `import attention` loads the chosen file as
+    it is now."""
     kata_dirs = {str(k.path(impl)) for k in KATAS for impl in IMPLS}
-    cwd = str(Path.cwd())
     # Jupyter starts the kernel in the notebook's directory, which holds the stubs: never
-    # import from there by accident.
-    sys.path[:] = [p for p in sys.path
-                   if p not in kata_dirs and not (p in ("", ".", cwd) and cwd in kata_dirs)]
-    sys.path[:0] = [str(d) for d in dirs]
+    # import from there by accident. (`use` already took that directory's own path off
+    # sys.path, unless it is a chosen one.)
+    if str(Path.cwd()) in kata_dirs:
+        sys.path[:] = [p for p in sys.path if p not in ("", ".")]
     module_names = {p.stem for k in KATAS for impl in IMPLS for p in _modules(k.path(impl))}
     for name in module_names & set(sys.modules):
         del sys.modules[name]

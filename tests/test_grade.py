@@ -137,10 +137,9 @@ def _differences(want: dict, have: dict) -> list[str]:
     if "grader" not in want:
         return ["the katas or their points changed"]
     out = []
-    for section in ("grader",):
-        for path in sorted(set(want[section]) | set(have.get(section, {}))):
-            if want[section].get(path) != have.get(section, {}).get(path):
-                out.append(f"{path} changed")
+    for path in sorted(set(want["grader"]) | set(have.get("grader", {}))):
+        if want["grader"].get(path) != have.get("grader", {}).get(path):
+            out.append(f"{path} changed")
     for kata in sorted(set(want["katas"]) | set(have.get("katas", {}))):
         if want["katas"].get(kata) != have.get("katas", {}).get(kata):
             out.append(f"kata {kata} changed")
