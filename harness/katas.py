@@ -38,7 +38,9 @@ class Kata:
         return self.dirname
 
 
-NOTEBOOK_SOURCE = "notebook.py"  # a kata's lesson notebook, as a jupytext percent-format script
+# A kata's lesson notebook, as a jupytext percent-format script. Not "notebook.py": the kata
+# directories are on sys.path, where that name would shadow Jupyter's `notebook` package.
+NOTEBOOK_SOURCE = "notebook.pct.py"
 
 
 def is_module(path: Path) -> bool:

@@ -206,7 +206,8 @@ def _ipython():
 
 def _skip_cell(lines: list[str]) -> list[str]:
     """IPython input transformer: a cell's source becomes nothing while skipping; a cell that
-    calls harness.notebook again still runs, so re-running `start` can end the skipping."""
-    if _skipping[0] and not any("harness.notebook" in line for line in lines):
+    calls harness.notebook's `start` again still runs, so re-running it can end the skipping."""
+    text = "".join(lines)
+    if _skipping[0] and not ("harness.notebook" in text and "start(" in text):
         return []
     return lines

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/build_notebooks.py            # every notebook
     .venv/bin/python scripts/build_notebooks.py 05 11      # only these katas
 
-A kata's notebook source is katas/NN_name/notebook.py, a jupytext percent-format script
+A kata's notebook source is katas/NN_name/notebook.pct.py, a jupytext percent-format script
 (`# %%` starts a code cell, `# %% [markdown]` a markdown cell of `# `-commented lines). Edit
 it, never the .ipynb, and rebuild: tests/test_notebooks.py fails when they differ. jupytext
 turns the source into katas/NN_name/<name>.ipynb; nbclient runs it in the kata's directory
@@ -38,12 +38,12 @@ REFERENCE = {"GPT_KATAS_IMPL": "solutions", "GPT_KATAS_REF": ""}
 
 
 def sources(root: Path = ROOT) -> list[Path]:
-    """Every notebook source: katas/*/notebook.py."""
+    """Every notebook source: katas/*/notebook.pct.py."""
     return sorted((root / "katas").glob(f"*/{SOURCE}"))
 
 
 def notebook_path(source: Path) -> Path:
-    """katas/05_attention/notebook.py -> katas/05_attention/attention.ipynb."""
+    """katas/05_attention/notebook.pct.py -> katas/05_attention/attention.ipynb."""
     return source.with_name(source.parent.name.partition("_")[2] + ".ipynb")
 
 
@@ -68,8 +68,10 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, env: dict[str, str]) -> str | 
                             coalesce_streams=True, record_timing=False,
                             extra_arguments=["--IPKernelApp.log_level=ERROR"],
                             resources={"metadata": {"path": str(cwd)}})
+    # The kernel imports this repository's harness, whichever one the venv was installed from.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     try:
-        client.execute(env={**os.environ, **env})
+        client.execute(env={**os.environ, "PYTHONPATH": path, **env})
     except CellExecutionError as err:  # the cell's source and its traceback
         return str(err).strip()
     finally:

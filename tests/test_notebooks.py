@@ -44,6 +44,14 @@ def test_every_stored_notebook_has_a_source():
         "file")
 
 
+def test_no_source_is_named_like_a_package():
+    shadowing = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("katas/*/notebook.py"))
+    assert not shadowing, (
+        f"{shadowing}: the kata directories are on sys.path, where notebook.py shadows "
+        f"Jupyter's `notebook` package (jupytext imports it, and would run the kata's notebook); "
+        f"rename it: git mv katas/NN_name/notebook.py katas/NN_name/{build_notebooks.SOURCE}")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS)
 def test_notebook_matches_its_source(path):
     source = ROOT / "katas" / path.split("/")[0] / build_notebooks.SOURCE
@@ -158,3 +166,37 @@ def test_the_notebook_source_is_neither_a_module_nor_a_spec_and_is_handed_out(so
     shipped = set(handout_files(ROOT))
     notebook = build_notebooks.notebook_path(source).relative_to(ROOT).as_posix()
     assert {rel, notebook} <= shipped, f"the handout must ship {rel} and {notebook}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_a_steerable_figure_is_stored_as_a_picture(path):
+    """Where no widget frontend runs (nbval, a code host), the controls do nothing: the cell
+    must still show its figure for the starting values."""
+    for cell in code_cells(stored(path)):
+        if "interact(" in cell.source:
+            images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+            assert len(images) == 1, (
+                f"katas/{path} {cell.id}: a cell that calls interact stores one picture, the "
+                f"figure for the controls' starting values; it has {len(images)}; {REBUILD}")
+
+
+def test_moving_a_control_redraws_the_figure_in_place(tmp_path):
+    source = tmp_path / build_notebooks.SOURCE
+    source.write_text("\n".join([
+        "# %%", "import ipywidgets as widgets", "import matplotlib.pyplot as plt",
+        "from harness.notebook import interact", "drawn = []",
+        "def draw(n):", "    drawn.append(n)", "    fig, ax = plt.subplots()",
+        "    ax.set_title(f'n = {n}')", "    return fig",
+        "slider = widgets.IntSlider(value=1)", "interact(draw, n=slider)",
+        "# %%", "slider.value = 2  # as a reader dragging the slider",
+        "# %%", "print(drawn)",
+    ]))
+    nb = build_notebooks.read(source)
+    error = build_notebooks.execute(nb, tmp_path, {})
+    assert not error, error
+    figure, moved, said = code_cells(nb)
+    images = [o for o in figure.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 1 and not moved.outputs, (
+        "interact must show one figure and replace it when a control moves, not add another: "
+        f"{[o.output_type for o in figure.outputs]}, then {[o.output_type for o in moved.outputs]}")
+    assert said.outputs[0].text == "[1, 2]\n", f"draw ran for {said.outputs[0].text.strip()}"

@@ -106,6 +106,42 @@ print(f"stopped at step {result['step']} ({result['stopped']}); best.pt holds st
       f"{result['best_step']}, val loss {result['best_val']:.3f}")
 
 # %% [markdown]
+# Step through the same run one evaluation at a time (in Jupyter, with the kernel running):
+# what `train` knew at that step, the best val loss so far, and how many evaluations in a row
+# have not beaten it. When that count reaches the patience, 8, the run stops. The stored copy
+# shows the evaluation at step 200.
+
+# %%
+import ipywidgets as widgets
+
+from harness.notebook import interact
+
+evals = [(e["step"], e["train_loss"], e["val_loss"]) for e in events if e["kind"] == "eval"]
+
+
+def run_so_far(step):
+    seen = [e for e in evals if e[0] <= step]
+    best = min(seen, key=lambda e: e[2])
+    waiting = len(seen) - 1 - seen.index(best)
+    fig, ax = plt.subplots(figsize=(6.5, 3.0))
+    ax.plot([e[0] for e in evals], [e[2] for e in evals], color="lightgray", lw=1)
+    ax.plot([e[0] for e in seen], [e[1] for e in seen], "o-", ms=3, color="tab:blue",
+            label="train")
+    ax.plot([e[0] for e in seen], [e[2] for e in seen], "o-", ms=3, color="tab:orange",
+            label="val")
+    ax.plot(best[0], best[2], "*", color="red", ms=12, label=f"best val so far {best[2]:.3f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per character)")
+    ax.set_title(f"step {seen[-1][0]}: {waiting} of 8 evaluations without a new best")
+    ax.legend(fontsize=8)
+    return fig
+
+
+interact(run_so_far, step=widgets.IntSlider(value=200, min=evals[0][0], max=evals[-1][0],
+                                            step=evals[1][0] - evals[0][0],
+                                            description="step"))
+
+# %% [markdown]
 # Samples from `best.pt`, with your `generate` from kata 11 (temperature 0.8, top-k 40). A
 # model that has seen 2,000 characters has picked up fragments of spelling and the shape of a
 # play: short lines, line breaks, now and then a name and a colon.

@@ -78,6 +78,45 @@ wq, wk, wv, wo = (matrix(n_embd, n_embd, 0.5, rng) for _ in range(4))
 labels, maps = attention_maps("isabella", wte, wpe, wq, wk, wv, wo, n_head)
 draw(maps, labels, [f"head {h}" for h in range(n_head)], "random weights, the name 'isabella'")
 
+# %% [markdown]
+# One query at a time: drag the query position (in Jupyter, with the kernel running) and see
+# which positions that one row of each head reads, and how much. Its row is the only bright
+# one; the squares right of the diagonal are the future, which it never sees. The stored copy
+# shows the query at the *e*.
+
+# %%
+import ipywidgets as widgets
+
+from harness.notebook import interact
+
+
+def query_figure(query, labels=labels, maps=maps):
+    fig, axes = plt.subplots(2, n_head, figsize=(2.3 * n_head, 3.8), height_ratios=[3, 1.3],
+                             sharex=True)
+    for h in range(n_head):
+        top, bottom = axes[0][h], axes[1][h]
+        faded = np.ma.masked_invalid(maps[h])
+        top.imshow(faded, cmap="Blues", vmin=0, vmax=1, alpha=0.25)
+        row = np.full_like(maps[h], np.nan)
+        row[query] = maps[h][query]
+        top.imshow(np.ma.masked_invalid(row), cmap="Blues", vmin=0, vmax=1)
+        top.set_facecolor("#dddddd")
+        top.set_yticks(range(len(labels)), labels, fontsize=7)
+        top.set_title(f"head {h}")
+        weights = np.nan_to_num(maps[h][query])
+        bottom.bar(range(len(labels)), weights, color="tab:blue")
+        bottom.set_ylim(0, 1)
+        bottom.set_xticks(range(len(labels)), labels, fontsize=7, rotation=90)
+    axes[0][0].set_ylabel("query", fontsize=7)
+    axes[1][0].set_ylabel("weight", fontsize=7)
+    fig.suptitle(f"query at position {query} ({labels[query]!r}): what it reads")
+    fig.tight_layout()
+    return fig
+
+
+interact(query_figure, query=widgets.IntSlider(value=5, min=0, max=len(labels) - 1,
+                                               description="query"))
+
 # %%
 # NBVAL_CHECK_OUTPUT
 rows = maps.reshape(-1, maps.shape[-1])

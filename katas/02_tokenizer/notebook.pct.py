@@ -67,6 +67,45 @@ for name in ["emma", "olivia", "xavier"]:
     print(f"{name:>7} -> {ids} -> {name_tok.decode(ids)!r}")
 
 # %% [markdown]
+# ## Type, and watch the vocabulary grow
+#
+# The vocabulary is whatever characters the text holds, sorted, and nothing else. Type in the
+# box (in Jupyter, with the kernel running): each new character takes its place in sorted
+# order, and the ids of the characters after it move up by one. Below the vocabulary, your
+# text as your `encode` sees it. The stored copy shows the text the box starts with.
+
+# %%
+import ipywidgets as widgets
+
+from harness.notebook import interact
+
+
+def vocabulary_figure(text):
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 1.9))
+    for ax in (top, bottom):
+        ax.set_axis_off()
+    if not text:
+        top.set_title("type some text: an empty text has no vocabulary")
+        return fig
+    tok = CharTokenizer(text)
+    for i, ch in enumerate(tok.chars):
+        top.text(i, 0, {" ": "␣", "\n": "\\n"}.get(ch, ch), ha="center", fontsize=10,
+                 bbox={"boxstyle": "round", "fc": "#dbe9f6"})
+        top.text(i, -1, str(i), ha="center", fontsize=8, color="gray")
+    top.set(xlim=(-0.7, max(len(tok.chars), 12) - 0.3), ylim=(-1.5, 0.8))
+    top.set_title(f"vocabulary: {tok.vocab_size} characters, ids in grey", fontsize=9)
+    shown = text[:40]
+    ids = tok.encode(shown)
+    bottom.text(0, 0.5, "encode: " + " ".join(map(str, ids)) + (" ..." if len(text) > 40 else ""),
+                fontsize=9, family="monospace", va="center")
+    return fig
+
+
+interact(vocabulary_figure,
+         text=widgets.Text(value="to be or not to be", description="text",
+                           continuous_update=True))
+
+# %% [markdown]
 # ## Shakespeare: 65 characters
 #
 # The same class on tiny Shakespeare. Sorted order puts the newline first (id 0), then the

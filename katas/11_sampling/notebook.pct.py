@@ -114,6 +114,38 @@ for setting in settings[1:]:
 
 
 # %% [markdown]
+# ## Turn the dials
+#
+# Both at once, on the same logits after "th" (in Jupyter, with the kernel running): the
+# temperature reshapes the distribution, top-k then cuts all but the *k* likeliest (0 turns
+# it off). Grey bars were cut. The stored copy shows temperature 0.8 and top-k 5.
+
+# %%
+import ipywidgets as widgets
+
+from harness.notebook import interact
+
+
+def dials_figure(temperature, top_k):
+    probs = next_token_probs(logits, temperature=temperature, top_k=top_k or None)[0]
+    kept = probs[order]
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    ax.bar(range(15), kept, color=["tab:blue" if p > 0 else "lightgray" for p in kept])
+    ax.set_xticks(range(15), labels, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"P(next char | {context!r})")
+    bits = max(0.0, -(probs[probs > 0] * probs[probs > 0].log2()).sum().item())
+    ax.set_title(f"temperature {temperature:g}, top_k {top_k or 'off'}: "
+                 f"{int((probs > 0).sum())} characters left, entropy {bits:.2f} bits")
+    return fig
+
+
+interact(dials_figure,
+         temperature=widgets.FloatSlider(value=0.8, min=0.0, max=2.0, step=0.05,
+                                         description="temperature"),
+         top_k=widgets.IntSlider(value=5, min=0, max=V, description="top_k"))
+
+# %% [markdown]
 # ## Text from the trigram model
 #
 # `sample_next` in a loop, each draw conditioned on the last two characters. Greedy decoding
