@@ -14,8 +14,17 @@ import pytest
 
 from harness import grade
 from harness.handout import handout_files
-from harness.katas import KATAS, ROOT, chosen_dirs, find_kata
+from harness.katas import KATAS, NOTEBOOK_SOURCE, ROOT, chosen_dirs, find_kata
 from harness.notebook import needed_katas, unsolved
+
+# Checked before jupytext is imported (by build_notebooks, below): it imports Jupyter's
+# `notebook` package if there is one, and the kata directories on sys.path would hand it a
+# kata's notebook.py instead, which runs that whole notebook.
+SHADOWING = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("katas/*/notebook.py"))
+if SHADOWING:
+    pytest.fail(f"{', '.join(SHADOWING)}: a notebook source named notebook.py shadows "
+                f"Jupyter's `notebook` package; rename it: git mv katas/NN_name/notebook.py "
+                f"katas/NN_name/{NOTEBOOK_SOURCE}", pytrace=False)
 
 spec = importlib.util.spec_from_file_location("build_notebooks",
                                               ROOT / "scripts" / "build_notebooks.py")
@@ -42,14 +51,6 @@ def test_every_stored_notebook_has_a_source():
         f"by scripts/build_notebooks.py: stored {on_disk}, sources for {NOTEBOOKS}. Build the "
         "missing notebook (.venv/bin/python scripts/build_notebooks.py NN), or delete the stray "
         "file")
-
-
-def test_no_source_is_named_like_a_package():
-    shadowing = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("katas/*/notebook.py"))
-    assert not shadowing, (
-        f"{shadowing}: the kata directories are on sys.path, where notebook.py shadows "
-        f"Jupyter's `notebook` package (jupytext imports it, and would run the kata's notebook); "
-        f"rename it: git mv katas/NN_name/notebook.py katas/NN_name/{build_notebooks.SOURCE}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS)
