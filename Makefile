@@ -84,9 +84,9 @@ handout: setup ## build the learners' repository, without solutions/, into DEST=
 check: setup data ## the repository's own verification (what CI runs)
 	@$(PY) -m harness check
 
-notebooks: setup data ## run the lesson notebooks against the solutions (nbval)
-	@$(PY) -m pytest --nbval-lax --impl=solutions \
-		--nbval-sanitize-with harness/nbval_sanitize.cfg katas/*/*.ipynb
+notebooks: setup data ## check every lesson notebook: stored as its source builds it, runs on the solutions (nbval)
+	@$(PY) -m pytest --nbval-lax --impl=solutions --nbval-sanitize-with harness/nbval_sanitize.cfg \
+		tests/test_notebooks.py katas/*/*.ipynb
 
 bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data import fetch
-from harness.katas import ROOT, Kata, discover, is_module
+from harness.katas import NOTEBOOK_SOURCE, ROOT, Kata, discover, is_module
 
 MANIFEST = Path("harness/manifest.json")
 POINTS = Path("harness/points.json")
@@ -109,12 +109,14 @@ def kata_of(dirname: str) -> Kata:
 
 def spec_files(root: Path, kata: Kata) -> list[str]:
     """The trusted files of a kata: its specs and anything they read, but not the learner's
-    modules, the lesson (*.md) or notebooks (*.ipynb), which learners may edit and run."""
+    modules, the lesson (*.md) or the notebook (its source and *.ipynb), which learners may
+    edit and run."""
     d = root / "katas" / kata.dirname
     return sorted(
         p.relative_to(root).as_posix()
         for p in d.iterdir()
-        if p.is_file() and not is_module(p) and p.suffix not in (".md", ".ipynb", ".pyc")
+        if p.is_file() and not is_module(p) and p.name != NOTEBOOK_SOURCE
+        and p.suffix not in (".md", ".ipynb", ".pyc")
     )
 
 
