@@ -36,6 +36,14 @@ def brute_force_mask(n_query, n_key, window):
     return torch.tensor(rows, dtype=torch.bool).reshape(n_query, n_key)
 
 
+def param(state, name):
+    """state[name], or a failure that says which names the state dict has."""
+    expect(name in state, f"the state dict has no {name!r}; it has {sorted(state)}",
+           hint="name the submodules c_attn and c_proj as kata 09 does (with qk_norm also "
+                "q_norm and k_norm)")
+    return state[name]
+
+
 def rms_norm(x, gain):
     return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * gain
 
@@ -44,7 +52,7 @@ def projections(state, x, n_kv_head, positions, rope, qk_norm):
     """q (B, H, T, hd), k and v (B, n_kv_head, T, hd) from the fused c_attn, as the lesson lays
     it out: the first C output rows make q, the next n_kv_head * hd make k, the last v."""
     B, T, _ = x.shape
-    qkv = x @ state["c_attn.weight"].T
+    qkv = x @ param(state, "c_attn.weight").T
     if "c_attn.bias" in state:
         qkv = qkv + state["c_attn.bias"]
     kv = n_kv_head * HD
@@ -56,14 +64,15 @@ def projections(state, x, n_kv_head, positions, rope, qk_norm):
     k = qkv[..., C:C + kv].view(B, T, n_kv_head, HD).transpose(1, 2)
     v = qkv[..., C + kv:].view(B, T, n_kv_head, HD).transpose(1, 2)
     if qk_norm:
-        q, k = rms_norm(q, state["q_norm.weight"]), rms_norm(k, state["k_norm.weight"])
+        q = rms_norm(q, param(state, "q_norm.weight"))
+        k = rms_norm(k, param(state, "k_norm.weight"))
     if rope:
         q, k = apply_rope(q, positions), apply_rope(k, positions)
     return q, k, v
 
 
 def output_projection(state, y):
-    out = y @ state["c_proj.weight"].T
+    out = y @ param(state, "c_proj.weight").T
     return out + state["c_proj.bias"] if "c_proj.bias" in state else out
 
 
@@ -139,11 +148,11 @@ SETTINGS = {  # (n_kv_head, window, rope, qk_norm, bias)
     "MHA": (4, None, True, False, False),
     "GQA": (2, None, True, False, False),
     "MQA": (1, None, True, False, False),
-    "GQA, no RoPE": (2, None, False, False, False),
-    "GQA, window 3": (2, 3, True, False, False),
-    "MQA, window 1": (1, 1, True, False, False),
-    "GQA, QK-norm, bias": (2, None, True, True, True),
-    "MHA, window 5, QK-norm": (4, 5, True, True, False),
+    "GQA no RoPE": (2, None, False, False, False),
+    "GQA window 3": (2, 3, True, False, False),
+    "MQA window 1": (1, 1, True, False, False),
+    "GQA QK-norm bias": (2, None, True, True, True),
+    "MHA window 5 QK-norm": (4, 5, True, True, False),
 }
 
 
@@ -253,7 +262,7 @@ def test_matches_a_float64_reference_one_head_at_a_time(name):
                  abs=1e-9, hint="without a cache and without positions, the tokens sit at 0..T-1")
 
 
-@pytest.mark.parametrize("name", ["MHA", "GQA", "MQA", "GQA, window 3", "MQA, window 1"])
+@pytest.mark.parametrize("name", ["MHA", "GQA", "MQA", "GQA window 3", "MQA window 1"])
 def test_matches_sdpa_with_enable_gqa(name):
     attention = attention_for(name, seed=2)
     n_kv_head, window, rope, qk_norm, _ = SETTINGS[name]
@@ -283,13 +292,11 @@ def test_equals_multi_head_attention_with_each_kv_head_repeated(n_kv_head):
 
     kv = n_kv_head * HD
     mha = CausalSelfAttention(GPTConfig(n_embd=C, n_head=H, bias=True)).to(torch.float64)
+    w, b = param(state, "c_attn.weight"), param(state, "c_attn.bias")
     mha.load_state_dict({
-        "c_attn.weight": torch.cat([state["c_attn.weight"][:C],
-                                    expand(state["c_attn.weight"][C:C + kv]),
-                                    expand(state["c_attn.weight"][C + kv:])]),
-        "c_attn.bias": torch.cat([state["c_attn.bias"][:C], expand(state["c_attn.bias"][C:C + kv]),
-                                  expand(state["c_attn.bias"][C + kv:])]),
-        "c_proj.weight": state["c_proj.weight"], "c_proj.bias": state["c_proj.bias"]})
+        "c_attn.weight": torch.cat([w[:C], expand(w[C:C + kv]), expand(w[C + kv:])]),
+        "c_attn.bias": torch.cat([b[:C], expand(b[C:C + kv]), expand(b[C + kv:])]),
+        "c_proj.weight": param(state, "c_proj.weight"), "c_proj.bias": param(state, "c_proj.bias")})
     x = random_x(2, 7, seed=5)
     expect_close(gqa(x), mha.eval()(x), f"GQA ({H} query heads, {n_kv_head} kv heads) vs kata "
                  "09's multi-head attention with each kv head repeated", rel=1e-7, abs=1e-9,
@@ -425,7 +432,7 @@ def test_update_returns_exactly_the_keys_each_query_may_see():
                    hint="len counts every position written, even beyond the buffer's slots")
 
 
-@pytest.mark.parametrize("name", ["MHA", "GQA", "MQA", "GQA, QK-norm, bias"])
+@pytest.mark.parametrize("name", ["MHA", "GQA", "MQA", "GQA QK-norm bias"])
 def test_cache_gives_the_same_outputs_as_one_full_forward(name):
     attention = attention_for(name, seed=12)
     n_kv_head = SETTINGS[name][0]
@@ -466,6 +473,9 @@ def test_cache_is_written_in_place_and_never_grows(window):
     cache.update = spy
     for t in range(3, 40):
         attention(x[:, t:t + 1], kv_cache=cache)
+        expect(len(keys_seen) == t - 2, f"forward with a kv_cache called kv_cache.update "
+               f"{len(keys_seen)} times in {t - 2} one-token steps",
+               hint="with a cache, k, v, mask = kv_cache.update(layer, k, v)")
         storages.add(keys_seen[-1].untyped_storage().data_ptr())
         sizes.add(cache.nbytes())
         expect(bytes_held(cache) == before,
