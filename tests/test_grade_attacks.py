@@ -423,3 +423,17 @@ def test_grade_class_writes_the_gradebook(instructor, tmp_path):
         if name != "broken":
             report = json.loads((out / name / "results.json").read_text())
             assert report["score"] == float(row["total"])
+
+
+def test_without_a_sandbox_grading_works_and_says_so(instructor, tmp_path):
+    learner = tmp_path / "learner"
+    (learner / "katas" / "89_fine").mkdir(parents=True)
+    (learner / "katas" / "89_fine" / "fine.py").write_text(RIGHT)
+    done = run(["-m", "harness.grade", "--learner", str(learner), "--kata", "89", "--out",
+                str(tmp_path / "out"), "--sandbox", "none"], instructor)
+    assert done.returncode == 0 and "not sandboxed" in done.stdout, done.stdout + done.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["score"] == results["max_score"] == 10
+    assert results["integrity"]["sandbox"].startswith("not sandboxed")
+    assert "not sandboxed" in results["integrity"]["flags"]
+    assert "**Learner code was not sandboxed**" in (tmp_path / "out" / "summary.md").read_text()
