@@ -91,8 +91,7 @@ def grade_class(trusted: Trusted, learners: list[Learner], out: Path, katas: lis
         if not (learner.path / impl).is_dir() or (learner.path / impl).is_symlink():
             learner.problem = f"no {impl}/ directory: not a gpt-katas repository"
             return learner
-        setup = Setup(trusted, learner.path, impl, limits, sandbox, 1, slots,
-                      {**data_files(learner.path), **data})
+        setup = Setup(trusted, learner.path, impl, limits, sandbox, 1, slots, data)
         try:
             learner.grade = grade(setup, katas, 1, f"class, learner {learner.name}")
             write_reports(learner.grade, out / learner.name)

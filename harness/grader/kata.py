@@ -113,7 +113,9 @@ def grade_kata(kata: Kata, setup: Setup, refuse: str = "") -> KataResult:
     if not (setup.learner / setup.impl / kata.dirname).is_dir():
         return fail_all(f"not graded: {setup.impl}/{kata.dirname} is missing from the tree graded")
 
-    control_path, control_text, control_ids = control_specs(kata, public_ids,
+    taken = [*setup.trusted.manifest["katas"][kata.dirname]["files"],
+             *(f"katas/{kata.dirname}/{m}" for m in setup.trusted.modules(kata))]
+    control_path, control_text, control_ids = control_specs(kata, public_ids, taken,
                                                             secrets.token_hex(8))
     records: dict[str, dict] = {}
     stopped: set[str] = set()  # specs that broke a run, recorded as errors

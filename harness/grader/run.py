@@ -100,8 +100,10 @@ def learner_modules(setup: Setup, kata: Kata) -> dict[str, bytes]:
     return out
 
 
-def control_specs(kata: Kata, spec_ids: list[str], nonce: str) -> tuple[str, str, list[str]]:
-    """A control spec file for this run: its path, its text and its two spec ids."""
+def control_specs(kata: Kata, spec_ids: list[str], taken: list[str],
+                  nonce: str) -> tuple[str, str, list[str]]:
+    """A control spec file for this run (not one of the paths `taken`): its path, its text and
+    its two spec ids."""
     rng = random.Random(nonce)
     names = {i.split("::")[-1].split("[")[0] for i in spec_ids}
     words = sorted({w for n in names for w in n.split("_")[1:] if w.isalpha()}) or ["value"]
@@ -111,7 +113,7 @@ def control_specs(kata: Kata, spec_ids: list[str], nonce: str) -> tuple[str, str
         if name not in names and name not in made:
             made.append(name)
         words.append(f"{rng.choice(words)}{rng.randint(2, 9)}")
-    files = {i.split("::")[0] for i in spec_ids}
+    files = {i.split("::")[0] for i in spec_ids} | set(taken)
     stem = kata.name
     while f"katas/{kata.dirname}/test_{stem}.py" in files:
         stem = f"{kata.name}_{rng.choice(words)}"
