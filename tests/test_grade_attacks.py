@@ -437,3 +437,23 @@ def test_without_a_sandbox_grading_works_and_says_so(instructor, tmp_path):
     assert results["integrity"]["sandbox"].startswith("not sandboxed")
     assert "not sandboxed" in results["integrity"]["flags"]
     assert "**Learner code was not sandboxed**" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_grade_class_clones_from_a_list_of_urls(instructor, tmp_path):
+    repo = tmp_path / "alice"
+    (repo / "katas" / "89_fine").mkdir(parents=True)
+    (repo / "katas" / "89_fine" / "fine.py").write_text(RIGHT)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "solved"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"# the class\n{repo}\n{tmp_path / 'bob-does-not-exist'}\n")
+    out = tmp_path / "out"
+    done = run(["-m", "harness.grade", "--class", str(urls), "--kata", "89", "--out", str(out)],
+               instructor)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with (out / "gradebook.csv").open() as f:
+        rows = {row["learner"]: row for row in csv.DictReader(f)}
+    assert rows["alice"]["total"] == "10" and rows["alice"]["problem"] == ""
+    assert rows["bob-does-not-exist"]["total"] == "0"
+    assert "git clone" in rows["bob-does-not-exist"]["problem"]

@@ -106,7 +106,8 @@ def grade_kata(kata: Kata, setup: Setup, refuse: str = "") -> KataResult:
         return result
 
     if refuse:
-        return fail_all(refuse, "modified specs")
+        return fail_all(refuse, "modified grader" if "grader's files" in refuse
+                        else "modified specs")
     if kata.dirname not in setup.trusted.manifest["katas"]:
         return fail_all(f"not graded: katas/{kata.dirname} has no entry in {MANIFEST}; "
                         f"a maintainer runs `{UPDATE_COMMAND}`")
