@@ -1,4 +1,4 @@
-"""One kata's run: its box, its pytest processes (in the sandbox), what they report.
+"""One pytest run of a kata: its box of files, its process (in the sandbox), its events.
 
 A box is a fresh directory written from the trusted bytes in memory: pytest.ini, the
 harness, conftest.py, the data step and files, the kata's specs (and hidden specs), control
