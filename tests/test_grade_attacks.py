@@ -107,7 +107,7 @@ KATAS = {
         later = ("import pathlib, time\\ntime.sleep(6)\\n"
                  "for p in ['@ROOT@/katas/88_answer/test_answer.py', '@OUT@/results.json']:\\n"
                  "    try:\\n        pathlib.Path(p).write_text('forged')\\n"
-                 "    except OSError:\\n        pass\\n")
+                 "    except OSError:\\n        pass\\n# @MARK@\\n")
         subprocess.Popen([sys.executable, "-c", later], start_new_session=True)
         subprocess.Popen(["sleep", "@MARK@"], start_new_session=True)
 
