@@ -91,6 +91,7 @@ notebooks: setup data ## run the lesson notebooks against the solutions (nbval)
 bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
+	@$(PROGRAM_ENV) $(PY) bench/parts.py
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .
