@@ -24,6 +24,30 @@ def randn(*shape, seed=0, dtype=torch.float64):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
+def expect_like(got, x, what):
+    """The learner's output must be a tensor of x's shape before anything else is compared."""
+    shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+    expect(isinstance(got, torch.Tensor) and got.shape == x.shape,
+           f"{what}: expected a tensor of shape {tuple(x.shape)}, got {shape}",
+           hint="the output has the input's shape: (..., T, head_dim) for RoPE and attention, "
+                "(..., dim) for RMSNorm")
+    return got
+
+
+def rotated(x, positions, base=10000.0):
+    return expect_like(apply_rope(x, positions, base=base), x,
+                       f"apply_rope(x of shape {tuple(x.shape)}, positions {positions.tolist()})")
+
+
+def attended(q, k, v, positions):
+    return expect_like(rope_attention(q, k, v, positions), q,
+                       f"rope_attention(q, k, v of shape {tuple(q.shape)})")
+
+
+def normed(norm, x):
+    return expect_like(norm(x), x, f"RMSNorm on x of shape {tuple(x.shape)}")
+
+
 # --- oracles ---
 
 
@@ -125,7 +149,7 @@ def test_rmsnorm_matches_torch_rmsnorm(shape):
     oracle = nn.RMSNorm(shape[-1], eps=1e-5).double()
     with torch.no_grad():
         oracle.weight.copy_(norm.weight)
-        got, want = norm(x), oracle(x)
+        got, want = normed(norm, x), oracle(x)
     hint = "y = x / sqrt(mean(x**2, last dim) + eps) * weight"
     x64, w = x.double(), norm.weight.detach().double()
     centred = x64 - x64.mean(-1, keepdim=True)
@@ -133,9 +157,9 @@ def test_rmsnorm_matches_torch_rmsnorm(shape):
         (centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + 1e-5) * w,
          "you subtracted the mean: that is LayerNorm. RMSNorm divides x itself by its root "
          "mean square, with no centring"),
-        (x64 / x64.std(-1, keepdim=True) * w,
-         "you divided by the standard deviation (x.std()); RMSNorm divides by "
-         "sqrt(mean(x**2) + eps), with no mean taken away"),
+        *[(x64 / x64.std(-1, keepdim=True, correction=c) * w,
+           "you divided by the standard deviation (x.std()); RMSNorm divides by "
+           "sqrt(mean(x**2) + eps), with no mean taken away") for c in (0, 1)],
         (x64 / x64.abs().mean(-1, keepdim=True) * w,
          "you divided by mean(|x|); the root mean square is sqrt(mean(x**2))"),
         (oracle_rmsnorm(x, torch.ones(shape[-1])),
@@ -151,16 +175,16 @@ def test_rmsnorm_matches_torch_rmsnorm(shape):
 
 def test_rmsnorm_eps_goes_inside_the_square_root():
     x = torch.full((1, 4), 1e-3, dtype=torch.float64)  # mean(x²) = 1e-6, tiny beside eps
-    got = RMSNorm(4).double()(x)
+    got = normed(RMSNorm(4).double(), x)
     want = 1e-3 / math.sqrt(1e-6 + 1e-5)
     hint = "x / sqrt(mean(x**2) + eps): eps is added under the root, eps = 1e-5 by default"
     if torch.allclose(got, torch.ones_like(got), atol=1e-3):
         hint = "without eps a tiny x is blown up to 1 (and an all-zero x divides by zero); " + hint
     expect_close(got, [want] * 4, "RMSNorm(4) of x = [0.001] * 4", hint=hint, rel=1e-6)
-    got = RMSNorm(4, eps=0.5).double()(x)
+    got = normed(RMSNorm(4, eps=0.5).double(), x)
     expect_close(got, [1e-3 / math.sqrt(1e-6 + 0.5)] * 4, "RMSNorm(4, eps=0.5) of [0.001] * 4",
                  hint="use the eps you are given (self.eps = eps)", rel=1e-6)
-    zeros = RMSNorm(4)(torch.zeros(2, 4))
+    zeros = normed(RMSNorm(4), torch.zeros(2, 4))
     expect(bool(torch.isfinite(zeros).all()), f"RMSNorm of zeros gave {zeros.tolist()}",
            hint="eps under the root keeps an all-zero row finite")
 
@@ -169,7 +193,7 @@ def test_rmsnorm_gain_learns():
     x = randn(3, 5, seed=3)
     norm = RMSNorm(5).double()
     g = randn(3, 5, seed=4)
-    (norm(x) * g).sum().backward()
+    (normed(norm, x) * g).sum().backward()
     grad = norm.weight.grad
     expect(grad is not None, "RMSNorm.weight.grad is None after backward",
            hint="use self.weight in forward (an nn.Parameter), not a copy or a plain tensor")
@@ -183,7 +207,7 @@ def test_rmsnorm_gain_learns():
 def test_rmsnorm_computes_in_float32_for_half_precision_input(dtype):
     # Values in the hundreds: x² passes fp16's largest number (65504) in the first row.
     x = torch.cat([randn(1, 256, seed=5) * 400, randn(31, 256, seed=6) * 3]).to(dtype)
-    got = RMSNorm(256)(x)
+    got = normed(RMSNorm(256), x)
     expect(got.dtype == dtype, f"RMSNorm(256) of a {dtype} input returned {got.dtype}",
            hint="return the input's dtype: compute in float32, then .to(x.dtype) at the end")
     want = oracle_rmsnorm(x, torch.ones(256)).to(dtype)
@@ -238,7 +262,7 @@ def test_rope_angles_rejects_an_odd_head_dim():
 def test_apply_rope_agrees_with_complex_numbers(positions, base):
     x = randn(2, 3, 6, 8, seed=7)  # (batch, heads, T, head_dim)
     positions = torch.tensor(positions)
-    got = apply_rope(x, positions, base=base)
+    got = rotated(x, positions, base=base)
     expect_rotation(got, x, positions, base,
                     f"apply_rope(x of shape (2, 3, 6, 8), positions={positions.tolist()}, "
                     f"base={base}) against a float64 rotation through complex numbers")
@@ -246,7 +270,7 @@ def test_apply_rope_agrees_with_complex_numbers(positions, base):
 
 def test_position_zero_is_the_identity():
     x = randn(4, 3, 10, seed=8)
-    got = apply_rope(x, torch.zeros(3, dtype=torch.long))
+    got = rotated(x, torch.zeros(3, dtype=torch.long))
     hint = "at position 0 every angle is 0: cos 1, sin 0, nothing turns"
     if torch.allclose(got, complex_rope(x, oracle_angles(torch.zeros(3), 10, offset=1))):
         hint = "you turned position 0 by theta_i: count positions from 0, not 1"
@@ -259,7 +283,7 @@ def test_position_zero_is_the_identity():
        seed=st.integers(0, 100))
 def test_rotation_keeps_the_length_of_every_pair(m, head_dim, seed):
     x = randn(1, head_dim, seed=seed)
-    got = apply_rope(x, torch.tensor([m])).double()
+    got = rotated(x, torch.tensor([m])).double()
     pair_norms = got.reshape(-1, 2).norm(dim=-1)
     want = x.reshape(-1, 2).norm(dim=-1)
     expect_close(pair_norms, want, f"lengths of the pairs (2i, 2i+1) after turning to position "
@@ -275,8 +299,8 @@ def test_scores_depend_only_on_the_distance(m, n, shift, seed):
     q, k = randn(2, 16, seed=seed).unbind(0)
 
     def score(i, j):
-        rotated_q = apply_rope(q[None], torch.tensor([i]))[0].double()
-        rotated_k = apply_rope(k[None], torch.tensor([j]))[0].double()
+        rotated_q = rotated(q[None], torch.tensor([i]))[0].double()
+        rotated_k = rotated(k[None], torch.tensor([j]))[0].double()
         return (rotated_q @ rotated_k).item()
 
     # float32 angles near position 4096 are good to ~2.5e-4 radians; a real mistake is O(1).
@@ -289,10 +313,10 @@ def test_scores_depend_only_on_the_distance(m, n, shift, seed):
 
 def test_new_tokens_with_a_kv_cache_are_turned_at_their_absolute_positions():
     x = randn(2, 2, 12, 8, seed=9)
-    full = apply_rope(x, torch.arange(12))
+    full = rotated(x, torch.arange(12))
     for start, T in [(5, 1), (11, 1), (4, 3)]:
         part = x[:, :, start:start + T]
-        got = apply_rope(part, torch.arange(start, start + T))
+        got = rotated(part, torch.arange(start, start + T))
         hint = ("apply_rope(x[..., s:s+T, :], arange(s, s+T)) equals the same rows of the "
                 "full sequence's rotation")
         if torch.allclose(got.double(), complex_rope(part, oracle_angles(torch.arange(T), 8)),
@@ -307,7 +331,7 @@ def test_new_tokens_with_a_kv_cache_are_turned_at_their_absolute_positions():
 def test_positions_past_any_block_size():
     x = randn(3, 32, seed=10)
     positions = torch.tensor([1000, 4096, 5000])
-    expect_rotation(apply_rope(x, positions), x, positions, 10000.0,
+    expect_rotation(rotated(x, positions), x, positions, 10000.0,
                     "apply_rope at positions [1000, 4096, 5000] (there is no position table)",
                     tol=2e-3)
 
@@ -316,14 +340,14 @@ def test_positions_past_any_block_size():
 def test_apply_rope_keeps_dtype_and_turns_accurately(dtype):
     x = randn(2, 4, 64, seed=11).to(dtype)
     positions = torch.tensor([3, 700, 2000, 4000])
-    got = apply_rope(x, positions)
+    got = rotated(x, positions)
     expect(got.dtype == dtype, f"apply_rope of a {dtype} x returned {got.dtype}",
            hint="return x's dtype (.to(x.dtype) at the end); compute the angles in float32")
     tol = {torch.float32: 1e-3, torch.bfloat16: 2e-2, torch.float16: 4e-3}[dtype]
     want = complex_rope(x, oracle_angles(positions, 64))
     hint = ("compute m * theta_i, cos and sin in float32 at least: bf16 keeps 8 bits, so the "
             "angle 4000 * theta_0 would be off by up to 8 radians")
-    in_float32 = apply_rope(x.double().float(), positions).double()
+    in_float32 = rotated(x.double().float(), positions).double()
     if not torch.allclose(in_float32, want, atol=1e-3):
         hint = ("the rotation is wrong in float32 as well: make "
                 "test_apply_rope_agrees_with_complex_numbers pass first")
@@ -334,7 +358,7 @@ def test_apply_rope_keeps_dtype_and_turns_accurately(dtype):
 def test_apply_rope_leaves_x_untouched_and_passes_gradients():
     x = randn(2, 5, 6, seed=12).requires_grad_()
     before = x.detach().clone()
-    out = apply_rope(x, torch.arange(5))
+    out = rotated(x, torch.arange(5))
     expect(torch.equal(x.detach(), before), "apply_rope changed the x it was given",
            hint="build a new tensor (torch.stack / torch.cat), do not write into x in place")
     g = randn(2, 5, 6, seed=13)
@@ -369,7 +393,7 @@ def oracle_attention(q, k, v, positions, rotate_values=False):
 def test_rope_attention_turns_queries_and_keys_but_not_values():
     q, k, v = (randn(2, 2, 7, 8, seed=s) for s in (14, 15, 16))
     positions = torch.arange(3, 10)
-    got = rope_attention(q, k, v, positions)
+    got = attended(q, k, v, positions)
     hint = ("turn q and k with apply_rope at `positions`, then causal scaled dot-product "
             "attention (F.scaled_dot_product_attention(q, k, v, is_causal=True))")
     if torch.allclose(got.double(), oracle_attention(q, k, v, positions, True), atol=1e-6):
@@ -383,8 +407,8 @@ def test_rope_attention_turns_queries_and_keys_but_not_values():
 @given(shift=st.integers(1, 3000))
 def test_rope_attention_sees_only_relative_positions(shift):
     q, k, v = (randn(1, 5, 8, seed=s) for s in (17, 18, 19))
-    at_zero = rope_attention(q, k, v, torch.arange(5))
-    shifted = rope_attention(q, k, v, torch.arange(shift, shift + 5))
+    at_zero = attended(q, k, v, torch.arange(5))
+    shifted = attended(q, k, v, torch.arange(shift, shift + 5))
     expect_close(shifted, at_zero,
                  f"rope_attention with every position moved by {shift} against positions 0..4",
                  rel=1e-3, abs=1e-3,

@@ -18,6 +18,23 @@ def randn(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
+def expect_like(got, x, what):
+    """The learner's output must be a tensor of x's shape before anything else is compared."""
+    shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+    expect(isinstance(got, torch.Tensor) and got.shape == x.shape,
+           f"{what}: expected a tensor of shape {tuple(x.shape)}, got {shape}",
+           hint="silu is elementwise and SwiGLU maps (..., n_embd) to (..., n_embd)")
+    return got
+
+
+def activated(x):
+    return expect_like(silu(x), x, f"silu of a tensor of shape {tuple(x.shape)}")
+
+
+def run(mlp, x):
+    return expect_like(mlp(x), x, f"SwiGLU on x of shape {tuple(x.shape)}")
+
+
 def sigmoid(x):
     return 1 / (1 + torch.exp(-x))
 
@@ -34,7 +51,7 @@ def silu_derivative(x):
 @given(values=st.lists(st.floats(-60, 60, allow_nan=False), min_size=1, max_size=20))
 def test_silu_matches_torch_in_float64(values):
     x = torch.tensor(values, dtype=torch.float64)
-    got = silu(x)
+    got = activated(x)
     expect(isinstance(got, torch.Tensor) and got.dtype == torch.float64,
            f"silu of a float64 tensor returned "
            f"{got.dtype if isinstance(got, torch.Tensor) else type(got).__name__}",
@@ -49,18 +66,18 @@ def test_silu_matches_torch_in_float64(values):
 
 def test_silu_stays_finite_far_out_and_keeps_dtype():
     x = torch.tensor([-1000.0, -100.0, 0.0, 100.0, 1000.0])
-    got = silu(x)
+    got = activated(x)
     expect_close(got, [0.0, -100 * math.exp(-100), 0.0, 100.0, 1000.0],
                  "silu([-1000, -100, 0, 100, 1000]) in float32", rel=1e-5, abs=1e-30,
                  hint="silu(x) = x * torch.sigmoid(x); torch.sigmoid is safe at any x, while "
                       "exp(-x) written by hand overflows to inf for very negative x")
     for dtype in (torch.bfloat16, torch.float16):
-        expect(silu(x.to(dtype)).dtype == dtype, f"silu of a {dtype} tensor changed its dtype")
+        expect(activated(x.to(dtype)).dtype == dtype, f"silu of a {dtype} tensor changed its dtype")
 
 
 def test_silu_gradient_is_the_product_rule():
     x = torch.linspace(-8, 8, 33, dtype=torch.float64, requires_grad=True)
-    silu(x).sum().backward()
+    activated(x).sum().backward()
     expect(x.grad is not None, "no gradient reached x through silu",
            hint="stay in torch (no .detach(), .item(), numpy)")
     expect_close(x.grad, silu_derivative(x.detach()),
@@ -175,7 +192,7 @@ def test_forward_is_w2_of_silu_gate_times_up():
     mlp = random_swiglu()
     x = randn(3, 4, 6, seed=1)
     w1, w2, w3 = weights_of(mlp)
-    got = mlp(x)
+    got = run(mlp, x)
     want = oracle_forward(x, w1, w2, w3)
     wrong = [
         (oracle_forward(x, w1, w2, w3, gate=F.gelu),
@@ -190,7 +207,7 @@ def test_forward_is_w2_of_silu_gate_times_up():
     hint = "out = w2(silu(w1(x)) * w3(x))"
     if any(name.endswith("bias") for name, _ in mlp.named_parameters()):
         wrong = [(got, "SwiGLU has no biases: bias=False on w1, w3 and w2")]
-    elif not torch.allclose(silu(x), F.silu(x), atol=1e-9):
+    elif not torch.allclose(activated(x), F.silu(x), atol=1e-9):
         wrong = [(got, "your silu is wrong: make the silu specs pass first")]
     for candidate, fix in wrong:
         if got.shape == candidate.shape and torch.allclose(got, candidate, atol=1e-9):
@@ -204,7 +221,7 @@ def test_gradients_match_the_chain_rule_by_hand():
     mlp = random_swiglu(seed=2)
     x = randn(5, 6, seed=3).requires_grad_()
     g = randn(5, 6, seed=4)  # the upstream gradient dL/dout
-    (mlp(x) * g).sum().backward()
+    (run(mlp, x) * g).sum().backward()
     w1, w2, w3 = weights_of(mlp)
     x0 = x.detach()
     a, b = x0 @ w1.T, x0 @ w3.T  # gate and up, before the product
@@ -229,11 +246,11 @@ def test_dropout_acts_on_the_output_in_training_only():
     mlp = SwiGLU(16, hidden=32, dropout=0.5).double()
     x = randn(64, 16, seed=6)
     mlp.eval()
-    clean = mlp(x)
-    expect(torch.equal(mlp(x), clean), "SwiGLU(dropout=0.5) in eval mode gave two different "
+    clean = run(mlp, x)
+    expect(torch.equal(run(mlp, x), clean), "SwiGLU(dropout=0.5) in eval mode gave two different "
            "outputs for the same x", hint="use nn.Dropout, which does nothing in eval mode")
     mlp.train()
-    noisy = mlp(x)
+    noisy = run(mlp, x)
     dropped = noisy == 0
     kept_ok = torch.allclose(noisy[~dropped], 2 * clean[~dropped], rtol=1e-9, atol=1e-12)
     share = dropped.double().mean().item()
