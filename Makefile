@@ -98,6 +98,7 @@ bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> be
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
 	@$(PROGRAM_ENV) $(PY) bench/kv_cache.py
+	@$(PROGRAM_ENV) $(PY) bench/parts.py
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .
