@@ -4,7 +4,7 @@ value it is kata 09's model; with the modern values it is a small 2026-style LLM
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -281,13 +281,13 @@ def generate(model: ModernGPT, idx: Tensor, max_new_tokens: int, temperature: fl
 
 
 def describe(config: ModernConfig) -> str:
-    """One line naming each switch, for logs: e.g. 'rmsnorm, rope, swiglu(1152), gqa 6q/3kv,
+    """One line naming each part, for logs: e.g. 'rmsnorm, rope, swiglu(1168), gqa 6q/3kv,
     window 256'."""
-    c = asdict(config)
-    mlp = c["mlp"] if c["mlp"] == "gelu" else f"swiglu({c['mlp_hidden'] or swiglu_hidden(c['n_embd'])})"
+    mlp = "gelu" if config.mlp == "gelu" else \
+        f"swiglu({config.mlp_hidden or swiglu_hidden(config.n_embd)})"
     kv = config.kv_heads
-    attn = "mha" if kv == config.n_head else ("mqa" if kv == 1 else f"gqa {config.n_head}q/{kv}kv")
-    parts = [c["norm"], c["positions"], mlp, attn]
+    attn = "mha" if kv == config.n_head else "mqa" if kv == 1 else f"gqa {config.n_head}q/{kv}kv"
+    parts = [config.norm, config.positions, mlp, attn]
     if config.window:
         parts.append(f"window {config.window}")
     if config.qk_norm:
