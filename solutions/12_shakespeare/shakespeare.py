@@ -229,7 +229,8 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
     if sharded:
         shard_model(model)  # before the optimizer: it must hold the sharded parameters
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  betas=(0.9, cfg.beta2), fused=device.type in ("cuda", "cpu"))
+                                  betas=(0.9, cfg.beta2),
+                                  fused=device.type in ("cuda", "cpu") and not sharded)
     # Two random streams: the batches (the same on every process: all draw the global batch
     # and keep their slice) and torch's global one (dropout, different on every process).
     batches = torch.Generator().manual_seed(cfg.seed)
@@ -322,7 +323,9 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
         with autocast(device):
             _, loss = step_model(x[mine], y[mine])
         loss.backward()
-        grad_norm = clip_grad_norm(model.parameters(), cfg.grad_clip).item()
+        # kata 10's clip sees only this process's shard of each gradient; torch's sees them whole
+        clip = torch.nn.utils.clip_grad_norm_ if sharded else clip_grad_norm
+        grad_norm = clip(model.parameters(), cfg.grad_clip).item()
         loss_value = loss.item()
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             raise TrainingDiverged(
