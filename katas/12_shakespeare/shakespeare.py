@@ -138,6 +138,9 @@ def shard_model(model: nn.Module) -> nn.Module:
     return model
 
 
+NO_OPTIMIZER_STATE = {"state": {}, "param_groups": []}
+
+
 def full_state(model: nn.Module, optimizer: torch.optim.Optimizer,
                sharded: bool) -> tuple[dict, dict]:
     """(model, optimizer) state_dicts with whole tensors, as a checkpoint holds them.
@@ -151,8 +154,10 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer,
     )
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return (get_model_state_dict(model, options=options),
-            get_optimizer_state_dict(model, optimizer, options=options))
+    model_state = get_model_state_dict(model, options=options)
+    if not optimizer.state:  # before the first step: get_optimizer_state_dict would take a
+        return model_state, NO_OPTIMIZER_STATE  # zero step to make Adam's state, and count it
+    return model_state, get_optimizer_state_dict(model, optimizer, options=options)
 
 
 def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: dict,
@@ -170,7 +175,8 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoi
 
     options = StateDictOptions(full_state_dict=True)
     set_model_state_dict(model, checkpoint["model"], options=options)
-    set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"], options=options)
+    if checkpoint["optimizer"]["state"]:
+        set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"], options=options)
 
 
 # ---------------------------------------------------------------- the training loop

@@ -163,6 +163,9 @@ def shard_model(model: nn.Module) -> nn.Module:
     return model
 
 
+NO_OPTIMIZER_STATE = {"state": {}, "param_groups": []}
+
+
 def full_state(model: nn.Module, optimizer: torch.optim.Optimizer,
                sharded: bool) -> tuple[dict, dict]:
     """(model, optimizer) state_dicts with whole tensors, as a checkpoint holds them.
@@ -176,8 +179,10 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer,
     )
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return (get_model_state_dict(model, options=options),
-            get_optimizer_state_dict(model, optimizer, options=options))
+    model_state = get_model_state_dict(model, options=options)
+    if not optimizer.state:  # before the first step: get_optimizer_state_dict would take a
+        return model_state, NO_OPTIMIZER_STATE  # zero step to make Adam's state, and count it
+    return model_state, get_optimizer_state_dict(model, optimizer, options=options)
 
 
 def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: dict,
@@ -195,7 +200,8 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoi
 
     options = StateDictOptions(full_state_dict=True)
     set_model_state_dict(model, checkpoint["model"], options=options)
-    set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"], options=options)
+    if checkpoint["optimizer"]["state"]:
+        set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"], options=options)
 
 
 # ---------------------------------------------------------------- the training loop
@@ -229,8 +235,7 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
     if sharded:
         shard_model(model)  # before the optimizer: it must hold the sharded parameters
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  betas=(0.9, cfg.beta2),
-                                  fused=device.type in ("cuda", "cpu") and not sharded)
+                                  betas=(0.9, cfg.beta2), fused=device.type in ("cuda", "cpu"))
     # Two random streams: the batches (the same on every process: all draw the global batch
     # and keep their slice) and torch's global one (dropout, different on every process).
     batches = torch.Generator().manual_seed(cfg.seed)
@@ -323,9 +328,7 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
         with autocast(device):
             _, loss = step_model(x[mine], y[mine])
         loss.backward()
-        # kata 10's clip sees only this process's shard of each gradient; torch's sees them whole
-        clip = torch.nn.utils.clip_grad_norm_ if sharded else clip_grad_norm
-        grad_norm = clip(model.parameters(), cfg.grad_clip).item()
+        grad_norm = clip_grad_norm(model.parameters(), cfg.grad_clip).item()
         loss_value = loss.item()
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             raise TrainingDiverged(
