@@ -313,7 +313,9 @@ def greedy_by_recomputation(model, idx, steps):
     return idx
 
 
-@pytest.mark.parametrize("changes", [{}, {"window": 4}, {"window": 4, "n_kv_head": 1},
+# A window of 8 over 2 layers reaches 2 * 7 = 14 tokens back, past block_size = 12: cropping a
+# rolling model's context changes its tokens.
+@pytest.mark.parametrize("changes", [{}, {"window": 8}, {"window": 4, "n_kv_head": 1},
                                      {"positions": "learned"},
                                      {"positions": "learned", "window": 4}],
                          ids=["rope", "rope+window (rolling)", "rolling MQA", "learned",
@@ -321,6 +323,9 @@ def greedy_by_recomputation(model, idx, steps):
 def test_cached_generation_gives_the_tokens_of_recomputation(changes):
     config = replace(ModernConfig(**SIZES), **changes)
     model = make_model(config, seed=4)
+    with torch.no_grad():  # bigger weights: sharp attention, so every context token counts
+        for p in model.parameters():
+            p.mul_(15 if p.dim() == 2 else 1)
     prompt = random_ids(config, 2, 5, seed=5)
     steps = 2 * config.block_size + 3  # past block_size: a restart, or the rolling buffer
     rolling = config.window is not None and config.positions == "rope"
@@ -335,6 +340,11 @@ def test_cached_generation_gives_the_tokens_of_recomputation(changes):
            hint="a rolling model (rope + window) never crops and keeps one cache; otherwise start "
                 "a new cache from the last block_size tokens when it is full"
                 if rolling else "when the cache is full, restart it from idx[:, -block_size:]")
+    recomputed = generate(model, prompt, steps, temperature=0.0, use_cache=False)
+    expect(torch.equal(recomputed, want),
+           f"greedy tokens with use_cache=False differ from recomputing everything "
+           f"({switches(config)})", hint="a rolling model reads its whole context, uncropped"
+           if rolling else "crop the context to its last block_size tokens")
     g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
     sampled = generate(model, prompt, steps, temperature=1.0, generator=g1)
     without = generate(model, prompt, steps, temperature=1.0, generator=g2, use_cache=False)
