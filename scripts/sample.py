@@ -87,7 +87,9 @@ def main(argv=None) -> int:
     try:
         model, tokenizer = models.model_from_checkpoint(load_checkpoint(path), device)
     except FileNotFoundError as err:
-        print(f"{err}\n(with `make sample OUT=dir` you choose the run directory)", file=sys.stderr)
+        arch = " ARCH=modern" if args.arch == "modern" else ""
+        print(f"{err}\n(`make train{arch}` writes it; with `make sample OUT=dir` you choose the "
+              "run directory)", file=sys.stderr)
         return 2
 
     prompt = args.prompt.replace("\\n", "\n")
