@@ -92,9 +92,10 @@ notebooks: setup data ## run the lesson notebooks against the solutions (nbval)
 	@$(PY) -m pytest --nbval-lax --impl=solutions \
 		--nbval-sanitize-with harness/nbval_sanitize.cfg katas/*/*.ipynb
 
-bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
+bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, modern generation -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
+	@$(PROGRAM_ENV) $(PY) bench/generation.py
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .
