@@ -226,6 +226,10 @@ def print_samples(best: Path, device: str, count: int, seed: int) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     distributed = "RANK" in os.environ  # started by torchrun
+    if args.fsdp and not distributed:
+        print("--fsdp (FSDP=1) shards the model over several processes: start them with "
+              "torchrun (make train NPROC=2 FSDP=1)", file=sys.stderr)
+        return 2
     rank = int(os.environ.get("RANK", 0))
     device = args.device or pick_device()
     if distributed:

@@ -74,3 +74,11 @@ def test_fsdp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     assert set(fsdp["model"]) == set(single["model"]), "the FSDP checkpoint is not gathered whole"
     worst = max((fsdp["model"][k] - v).abs().max().item() for k, v in single["model"].items())
     assert worst < 1e-5, f"FSDP and single-process weights differ by up to {worst:.3g}"
+    # The gathered checkpoint goes back into the shards: resume two more steps.
+    done = subprocess.run([*torchrun, *MODERN, "--steps", "6", "--samples", "0",
+                           "--patience", "0", "--fsdp", "--resume", "--out",
+                           str(tmp_path / "fsdp")],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "resumed at step 4" in done.stdout, \
+        done.stdout[-1000:] + done.stderr[-3000:]
+    assert torch.load(tmp_path / "fsdp" / "last.pt", weights_only=True)["state"]["step"] == 6
