@@ -21,7 +21,7 @@ PROGRAM_ENV := $(if $(call given,IMPL),GPT_KATAS_IMPL=$(IMPL)) $(if $(REF),GPT_K
 
 .DEFAULT_GOAL := help
 .PHONY: help train sample microgpt test kata status hint watch grade handout \
-	check notebooks bench lint setup data clean
+	check notebooks bench ablate scaling lint setup data clean
 
 help: ## list the targets
 	@echo "gpt-katas: build a GPT from scratch, one tested idea at a time."
@@ -91,6 +91,12 @@ notebooks: setup data ## run the lesson notebooks against the solutions (nbval)
 bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
+
+ablate: setup data ## GPT-2 parts against their 2026 replacements, 3 seeds each -> bench/results/ablate.* (QUICK=1 DEVICE=)
+	@$(PROGRAM_ENV) $(PY) bench/ablate.py $(call yes,QUICK,--quick) $(call flag,DEVICE,--device)
+
+scaling: setup data ## loss against model size and data, with the fitted power law -> bench/results/scaling.* (QUICK=1 DEVICE=)
+	@$(PROGRAM_ENV) $(PY) bench/scaling.py $(call yes,QUICK,--quick) $(call flag,DEVICE,--device)
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .
