@@ -23,7 +23,7 @@ TRAINER = $(if $(NPROC),$(PY) -m torch.distributed.run --standalone --nproc_per_
 
 .DEFAULT_GOAL := help
 .PHONY: help train sample microgpt test kata status hint watch grade handout \
-	check notebooks bench lint setup data clean
+	check notebooks bench ablate scaling lint setup data clean
 
 help: ## list the targets
 	@echo "gpt-katas: build a GPT from scratch, one tested idea at a time."
@@ -104,6 +104,12 @@ bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, mode
 	@$(PROGRAM_ENV) $(PY) bench/kv_cache.py
 	@$(PROGRAM_ENV) $(PY) bench/parts.py
 	@$(PROGRAM_ENV) $(PY) bench/generation.py
+
+ablate: setup data ## GPT-2 parts against their 2026 replacements, 3 seeds each -> bench/results/ablate.* (QUICK=1 DEVICE=)
+	@$(PROGRAM_ENV) $(PY) bench/ablate.py $(call yes,QUICK,--quick) $(call flag,DEVICE,--device)
+
+scaling: setup data ## loss against model size and data, with the fitted power law -> bench/results/scaling.* (QUICK=1 DEVICE=)
+	@$(PROGRAM_ENV) $(PY) bench/scaling.py $(call yes,QUICK,--quick) $(call flag,DEVICE,--device)
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .
