@@ -5,7 +5,9 @@
 
 Every arm is kata 16's ModernGPT trained with kata 12's loop on the same data order, token
 budget and learning-rate schedule, at the parameter count of the GPT-2 baseline (within 2%:
-where a part changes the count, the MLP's hidden width is chosen to make it up):
+where a part changes the count by more than 1%, the MLP's hidden width is chosen to make it
+up; kata 09's GELU MLP is always 4 * n_embd wide, so for it the experiment swaps in wider
+c_fc and c_proj layers):
   gpt2     LayerNorm, learned positions, GELU MLP, multi-head attention (kata 09's model)
   rmsnorm  ... with RMSNorm                     (kata 13)
   rope     ... with rotary positions, no wpe    (kata 13)
@@ -31,8 +33,7 @@ import torch
 from gqa import StaticKVCache
 from modern import ModernConfig, ModernGPT
 
-GPT2 = dict(norm="layernorm", positions="learned", mlp="gelu", n_kv_head=None, window=None,
-            qk_norm=False)
+SWITCHES = ("norm", "positions", "mlp", "mlp_hidden", "n_kv_head", "window")
 
 
 def arms(n_head: int, block: int) -> dict[str, dict]:
@@ -59,19 +60,32 @@ def settings(device: str, quick: bool) -> dict:
                 steps=2500, eval_interval=250, eval_iters=20, seeds=[1, 2, 3], lr=1e-3)
 
 
-def count(config: ModernConfig) -> int:
+def build(config: ModernConfig, gelu_hidden: int | None = None) -> ModernGPT:
+    """Kata 16's model; with gelu_hidden, its GELU MLPs are that wide instead of 4 * n_embd."""
+    model = ModernGPT(config)
+    if gelu_hidden:
+        for block in model.transformer.h:
+            block.mlp.c_fc = torch.nn.Linear(config.n_embd, gelu_hidden, bias=config.bias)
+            block.mlp.c_proj = torch.nn.Linear(gelu_hidden, config.n_embd, bias=config.bias)
+        model._init_weights()  # kata 09's init, the new layers included
+    return model
+
+
+def count(config: ModernConfig, gelu_hidden: int | None = None) -> int:
     with torch.device("meta"):  # no memory, no initialisation: just the shapes
-        return sum(p.numel() for p in ModernGPT(config).parameters())
+        return sum(p.numel() for p in build(config, gelu_hidden).parameters())
 
 
-def matched(config: ModernConfig, target: int) -> ModernConfig:
-    """The config, with the MLP hidden width that brings its parameter count closest to
-    target when the part it swaps in moved the count by more than 1%."""
+def matched(config: ModernConfig, target: int) -> tuple[ModernConfig, int | None]:
+    """(config, GELU width or None): the MLP width that brings the parameter count closest to
+    target, when the part the arm swaps in moved the count by more than 1%."""
     if abs(count(config) - target) <= 0.01 * target:
-        return config
+        return config, None
     widths = range(8, 8 * config.n_embd + 1, 8)
-    return min((dataclasses.replace(config, mlp_hidden=h) for h in widths),
-               key=lambda c: abs(count(c) - target))
+    if config.mlp == "swiglu":
+        return min((dataclasses.replace(config, mlp_hidden=h) for h in widths),
+                   key=lambda c: abs(count(c) - target)), None
+    return config, min(widths, key=lambda h: abs(count(config, h) - target))
 
 
 def kv_bytes(config: ModernConfig) -> dict:
@@ -85,11 +99,11 @@ def kv_bytes(config: ModernConfig) -> dict:
 
 def ablate(s: dict, data, device: str, out: Path) -> dict:
     vocab = data[0].vocab_size
-    base = ModernConfig(vocab_size=vocab, **s["size"], **GPT2)
+    base = ModernConfig.gpt2(vocab_size=vocab, **s["size"])
     target = count(base)
     results = {}
     for arm, change in arms(base.n_head, base.block_size).items():
-        config = matched(dataclasses.replace(base, **change), target)
+        config, gelu_hidden = matched(dataclasses.replace(base, **change), target)
         runs = []
         for seed in s["seeds"]:
             torch.manual_seed(seed)
@@ -97,13 +111,12 @@ def ablate(s: dict, data, device: str, out: Path) -> dict:
                                  min_lr=s["lr"] / 10, warmup_steps=min(100, s["steps"] // 10),
                                  eval_interval=s["eval_interval"], eval_iters=s["eval_iters"],
                                  patience=0, seed=seed, out_dir=str(out / f"{arm}-seed{seed}"))
-            runs.append(ex.run(ModernGPT(config), cfg, data, device, target=1.88))
+            runs.append(ex.run(build(config, gelu_hidden), cfg, data, device, target=1.88))
         best, spread = ex.mean_and_spread([r["best_val"] for r in runs])
         reached = [r["seconds_to_target"] for r in runs if r["seconds_to_target"] is not None]
         results[arm] = {
-            "config": {k: v for k, v in dataclasses.asdict(config).items() if k in GPT2
-                       or k == "mlp_hidden"},
-            "params": count(config), "best_val_mean": round(best, 4),
+            "config": {k: getattr(config, k) for k in SWITCHES} | {"gelu_hidden": gelu_hidden},
+            "params": count(config, gelu_hidden), "best_val_mean": round(best, 4),
             "best_val_std": round(spread, 4),
             "best_val_each": [r["best_val"] for r in runs],
             "seconds_to_target_mean": round(sum(reached) / len(reached), 1) if reached else None,

@@ -59,10 +59,10 @@ def test_the_ablation_arms_have_matched_parameter_counts():
         "import sys; sys.path.insert(0, 'bench'); import ablate, dataclasses\n"
         "for device in ('cpu', 'cuda'):\n"
         "    size = ablate.settings(device, False)['size']\n"
-        "    base = ablate.ModernConfig(vocab_size=65, **size, **ablate.GPT2)\n"
+        "    base = ablate.ModernConfig.gpt2(vocab_size=65, **size)\n"
         "    target = ablate.count(base)\n"
         "    for arm, change in ablate.arms(base.n_head, base.block_size).items():\n"
-        "        n = ablate.count(ablate.matched(dataclasses.replace(base, **change), target))\n"
+        "        n = ablate.count(*ablate.matched(dataclasses.replace(base, **change), target))\n"
         "        print(arm, n, target, abs(n - target) / target)\n")],
         cwd=ROOT, env=REFERENCE, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
