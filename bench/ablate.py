@@ -181,6 +181,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
     p.add_argument("--quick", action="store_true", help="a few steps per arm (a smoke test)")
+    p.add_argument("--seeds", type=int, help="seeds per arm (default 3)")
+    p.add_argument("--steps", type=int, help="training steps per run (default: the size's)")
     p.add_argument("--results", default=str(ex.RESULTS),
                    help="where ablate.{json,md,png} go (default bench/results)")
     p.add_argument("--runs", default=str(ex.ROOT / "runs" / "ablate"),
@@ -188,6 +190,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     device = ex.default_device(args.device)
     s = settings(device, args.quick)
+    for name, value in (("seeds", args.seeds), ("steps", args.steps)):
+        if value is not None and value < 1:
+            p.error(f"--{name} must be at least 1, got {value}")
+    if args.seeds:
+        s["seeds"] = list(range(1, args.seeds + 1))
+    if args.steps:
+        s["steps"] = args.steps
     out, results_dir = Path(args.runs), Path(args.results)
     if args.quick and results_dir.resolve() == ex.RESULTS.resolve():
         results_dir = out  # a smoke test never replaces the measured results
