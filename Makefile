@@ -59,7 +59,7 @@ test: setup ## run the katas in order; stop at the first one that fails
 kata: setup ## run one kata, every spec, verbosely: make kata K=03
 	@$(HARNESS) kata $(K)
 
-status: setup ## the progress table for every kata
+status: setup ## the progress table for every kata (cached: reruns only what changed)
 	@$(HARNESS) status
 
 hint: setup ## the next hint for a kata: make hint K=03 (RESET=1 starts over)
@@ -107,5 +107,5 @@ data: setup ## fetch and sha256-check names.txt and tinyshakespeare.txt (DATA_MI
 	@$(PY) -m data $(if $(DATA_MIRROR),--mirror $(DATA_MIRROR))
 
 clean: ## remove the venv, caches and run outputs (keeps data/ and your katas)
-	rm -rf $(VENV) .hints.json runs grade .ruff_cache .hypothesis
+	rm -rf $(VENV) .hints.json .status-cache.json runs grade .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
