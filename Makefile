@@ -33,14 +33,15 @@ help: ## list the targets
 
 # --- run the models -------------------------------------------------------------------
 
-train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 COMPILE=1)
+train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 OVERWRITE=1 COMPILE=1)
 	@$(PROGRAM_ENV) $(PY) scripts/train.py $(call flag,PRESET,--preset) $(call flag,STEPS,--steps) \
 		$(call flag,BATCH,--batch) $(call flag,LR,--lr) $(call flag,DROPOUT,--dropout) \
 		$(call flag,EVAL_INTERVAL,--eval-interval) $(call flag,PATIENCE,--patience) \
 		$(call flag,SEED,--seed) $(call flag,OUT,--out) $(call flag,DEVICE,--device) \
-		$(call flag,THREADS,--threads) $(call yes,RESUME,--resume) $(call yes,COMPILE,--compile)
+		$(call flag,THREADS,--threads) $(call yes,RESUME,--resume) $(call yes,COMPILE,--compile) \
+		$(call yes,OVERWRITE,--overwrite)
 
-sample: setup ## make the trained GPT write (PROMPT= TEMPERATURE= TOP_K= TOP_P= N_TOKENS= SEED= SHOW_TOP=5 OUT= CHECKPOINT=)
+sample: setup ## make the trained GPT write (PROMPT= TEMPERATURE= TOP_K=n|all TOP_P= N_TOKENS= SEED= SHOW_TOP=5 OUT= CHECKPOINT=)
 	@$(PROGRAM_ENV) $(PY) scripts/sample.py $(call flag,OUT,--out) \
 		$(call flag,CHECKPOINT,--checkpoint) $(call flag,PROMPT,--prompt) \
 		$(call flag,TEMPERATURE,--temperature) $(call flag,TOP_K,--top-k) \
