@@ -24,9 +24,10 @@ harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from guards import read_checkpoint, refuse  # noqa: E402  (scripts/guards.py)
 from sampling import generate, sample_next  # noqa: E402
 from shakespeare import model_from_checkpoint, pick_device  # noqa: E402
-from train import default_preset, read_checkpoint, refuse  # noqa: E402  (train.py's rules)
+from train import default_preset  # noqa: E402  (the run directory train.py chose)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
