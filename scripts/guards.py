@@ -56,6 +56,13 @@ def refuse(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a value of the wrong kind (STEPS=abc) reported in one line."""
+
+    def error(self, message: str) -> NoReturn:
+        refuse(f"{message} (--help lists every setting)")
+
+
 def validate_settings(args: argparse.Namespace) -> None:
     for name, (variable, must_be, ok) in SETTINGS.items():
         value = getattr(args, name)

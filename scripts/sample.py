@@ -24,21 +24,21 @@ harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from guards import read_checkpoint, refuse  # noqa: E402  (scripts/guards.py)
+from guards import ArgumentParser, read_checkpoint, refuse  # noqa: E402  (scripts/guards.py)
 from sampling import generate, sample_next  # noqa: E402
 from shakespeare import model_from_checkpoint, pick_device  # noqa: E402
 from train import default_preset  # noqa: E402  (the run directory train.py chose)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="run directory holding best.pt (default: runs/<preset for "
                    "this machine>)")
     p.add_argument("--checkpoint", help="a checkpoint file (overrides --out)")
     p.add_argument("--prompt", default="\\n", help="text to continue (default: a newline)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = always the most likely")
-    p.add_argument("--top-k", type=top_k_setting, default=40, help="keep the k most likely "
+    p.add_argument("--top-k", type=top_k, default=40, help="keep the k most likely "
                    "(all: no top-k filter)")
     p.add_argument("--top-p", type=float, default=None, help="keep the smallest set with this "
                    "much probability (nucleus sampling)")
@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def top_k_setting(text: str) -> int | None:
+def top_k(text: str) -> int | None:
     """TOP_K: a whole number of characters to keep, or "all" (None: no filter)."""
     return None if text.strip().lower() in ("all", "none") else int(text)
 

@@ -38,6 +38,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from gpt import GPT, PRESETS, GPTConfig  # noqa: E402
 from guards import (  # noqa: E402  (scripts/guards.py: every check before a run starts)
+    ArgumentParser,
     given_settings,
     prepare_run_directory,
     validate_settings,
@@ -82,7 +83,7 @@ def load_preset(name: str) -> tuple[dict, dict]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", help=f"one of the files in configs/ (default: medium on a GPU, "
                    f"cpu on a CPU); known: {', '.join(presets())}")

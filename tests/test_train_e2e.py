@@ -153,10 +153,12 @@ def _one_line(err: str) -> str:
 BAD_TRAINING = [("--steps", "0", "STEPS=0"), ("--steps", "-3", "STEPS=-3"),
                 ("--batch", "0", "BATCH=0"), ("--lr", "-1", "LR=-1"), ("--lr", "0", "LR=0"),
                 ("--eval-interval", "0", "EVAL_INTERVAL=0"), ("--dropout", "1", "DROPOUT=1"),
-                ("--patience", "-1", "PATIENCE=-1"), ("--eval-iters", "0", "--eval-iters=0")]
+                ("--patience", "-1", "PATIENCE=-1"), ("--eval-iters", "0", "--eval-iters=0"),
+                ("--steps", "abc", "argument --steps: invalid int value: 'abc'")]
 BAD_SAMPLING = [("--top-k", "0", "TOP_K=0"), ("--top-p", "0", "TOP_P=0"),
                 ("--top-p", "1.5", "TOP_P=1.5"), ("--temperature", "-1", "TEMPERATURE=-1"),
-                ("--temperature", "nan", "TEMPERATURE=nan"), ("--n-tokens", "-1", "N_TOKENS=-1")]
+                ("--temperature", "nan", "TEMPERATURE=nan"), ("--n-tokens", "-1", "N_TOKENS=-1"),
+                ("--top-k", "few", "argument --top-k: invalid top_k value: 'few'")]
 
 
 def test_every_bad_setting_is_refused_in_one_line_before_anything_is_written(tmp_path):
