@@ -56,7 +56,7 @@ def bare_stubs(path: Path) -> dict[str, ast.FunctionDef]:
 
     try:
         walk(ast.parse(path.read_text(), filename=str(path)), "")
-    except (SyntaxError, ValueError):  # mid-edit: the specs will say where
+    except (OSError, SyntaxError, ValueError):  # gone or mid-edit: the specs will say so
         return {}
     return found
 
