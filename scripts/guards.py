@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import pickle
 import sys
 import warnings
@@ -126,7 +127,7 @@ def prepare_run_directory(args, out_dir: Path, cfg, model_fields: dict,
             refuse(f"{out_dir} already holds a run ({', '.join(held)}), which a new run would "
                    "replace: continue it with RESUME=1, train into another directory with "
                    "OUT=dir, or replace it with OVERWRITE=1")
-        return cfg, []
+        return check_batch(cfg), []
     last = out_dir / "last.pt"
     if not last.is_file():
         refuse(f"cannot resume: no checkpoint at {last} (train without RESUME first, or give "
@@ -164,7 +165,16 @@ def prepare_run_directory(args, out_dir: Path, cfg, model_fields: dict,
             print("resuming with changed settings (recorded in config.json): " + ", ".join(
                 f"{field} {before} -> {now}" for field, (before, now) in changes.items()),
                 flush=True)
-    return replace(cfg, **run), record
+    return check_batch(replace(cfg, **run)), record
+
+
+def check_batch(cfg):
+    """Under torchrun every process takes an equal share of each batch."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if cfg.batch_size % world:
+        refuse(f"BATCH={cfg.batch_size} does not divide evenly over {world} processes: give a "
+               f"multiple of {world}")
+    return cfg
 
 
 def verified_data(name: str) -> Path:
