@@ -65,6 +65,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def validate_settings(args: argparse.Namespace) -> None:
+    """Refuse the first setting out of its range (SETTINGS), before anything runs."""
     for name, (variable, must_be, ok) in SETTINGS.items():
         value = getattr(args, name)
         if value is not None and not ok(value):
@@ -73,10 +74,11 @@ def validate_settings(args: argparse.Namespace) -> None:
 
 def given_settings(args: argparse.Namespace) -> str:
     """The settings given on this command line, as make variables (for a hint to repeat)."""
-    return "".join(f" {SETTINGS[name][0]}={getattr(args, name)}" for name in
-                   ("steps", "batch", "lr", "dropout", "eval_interval", "patience")
-                   if getattr(args, name) is not None) + (f" SEED={args.seed}"
-                                                          if args.seed is not None else "")
+    names = ("steps", "batch", "lr", "dropout", "eval_interval", "patience")
+    given = [f"{SETTINGS[n][0]}={getattr(args, n)}" for n in names if getattr(args, n) is not None]
+    if args.seed is not None:
+        given.append(f"SEED={args.seed}")
+    return "".join(f" {setting}" for setting in given)
 
 
 def read_checkpoint(path: Path, what_to_do: str) -> dict:
