@@ -76,6 +76,12 @@ grade: setup data ## grade the katas into grade/ (STRICT=1 HIDDEN_SPECS=dir K=NN
 		$(if $(HIDDEN_SPECS),--hidden-specs $(HIDDEN_SPECS)) $(if $(LEARNER),--learner $(LEARNER)) \
 		$(if $(TRUSTED_REF),--trusted-ref $(TRUSTED_REF)) $(if $(STRICT),--strict)
 
+.PHONY: grade-class
+grade-class: setup data ## grade every learner: LEARNERS=dir (of checkouts) or file (of clone URLs)
+	@test -n "$(LEARNERS)" || { echo "usage: make grade-class LEARNERS=dir-or-file-of-urls [K=NN]"; exit 2; }
+	@$(PY) -m harness.grade --class $(LEARNERS) $(if $(K),--kata $(K)) \
+		$(if $(HIDDEN_SPECS),--hidden-specs $(HIDDEN_SPECS))
+
 handout: setup ## build the learners' repository, without solutions/, into DEST=dir
 	@test -n "$(DEST)" || { echo "usage: make handout DEST=dir"; exit 2; }
 	@$(PY) -m harness.handout $(DEST)
@@ -85,13 +91,14 @@ handout: setup ## build the learners' repository, without solutions/, into DEST=
 check: setup data ## the repository's own verification (what CI runs)
 	@$(PY) -m harness check
 
-notebooks: setup data ## run the lesson notebooks against the solutions (nbval)
-	@$(PY) -m pytest --nbval-lax --impl=solutions \
-		--nbval-sanitize-with harness/nbval_sanitize.cfg katas/*/*.ipynb
+notebooks: setup data ## check every lesson notebook: stored as its source builds it, runs on the solutions (nbval)
+	@$(PY) -m pytest --nbval-lax --impl=solutions --nbval-sanitize-with harness/nbval_sanitize.cfg \
+		tests/test_notebooks.py katas/*/*.ipynb
 
 bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
+	@$(PROGRAM_ENV) $(PY) bench/kv_cache.py
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .
@@ -108,5 +115,5 @@ data: setup ## fetch and sha256-check names.txt and tinyshakespeare.txt (DATA_MI
 	@$(PY) -m data $(if $(DATA_MIRROR),--mirror $(DATA_MIRROR))
 
 clean: ## remove the venv, caches and run outputs (keeps data/ and your katas)
-	rm -rf $(VENV) .hints.json .status-cache.json runs grade .ruff_cache .hypothesis
+	rm -rf $(VENV) .hints.json .status-cache.json runs grade grade-class .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

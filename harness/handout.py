@@ -20,8 +20,16 @@ import sys
 from pathlib import Path
 
 from data import fetch
-from harness import grade
-from harness.katas import ROOT
+from harness.grader.manifest import classroom_config, kata_entry, write_json
+from harness.grader.trusted import (
+    CLASSROOM,
+    MANIFEST,
+    UPDATE_COMMAND,
+    grader_files,
+    load_manifest,
+    verify,
+)
+from harness.katas import ROOT, discover
 
 # Left out of the handout: the reference, the maintainers' tests and CI, this builder.
 LEFT_OUT_DIRS = ("solutions/", "tests/", ".ci/")
@@ -76,14 +84,14 @@ def build(dest: Path, root: Path = ROOT) -> list[str]:
     """Write the handout into dest (which must be empty or absent); return the files written."""
     if dest.exists() and any(dest.iterdir()):
         raise SystemExit(f"handout: {dest} is not empty; choose a new directory")
-    manifest = grade.load_manifest(root)
-    problems, kata_problems = grade.verify(root, manifest)
+    manifest = load_manifest(root)
+    problems, kata_problems = verify(root, manifest)
     problems += [p for ps in kata_problems.values() for p in ps]
-    missing = [k.dirname for k in grade.discover(root) if k.dirname not in manifest["katas"]]
+    missing = [k.dirname for k in discover(root) if k.dirname not in manifest["katas"]]
     if problems or missing:
         raise SystemExit(
             "handout: harness/manifest.json is stale (" + "; ".join(problems + missing)
-            + f"); run `{grade.UPDATE_COMMAND}` first")
+            + f"); run `{UPDATE_COMMAND}` first")
     files = handout_files(root)
     for path in files:
         (dest / path).parent.mkdir(parents=True, exist_ok=True)
@@ -92,21 +100,16 @@ def build(dest: Path, root: Path = ROOT) -> list[str]:
     # specs are the same files, and the handout has no solutions to collect them against).
     own = {
         "about": manifest["about"],
-        "grader": {p: fetch.sha256_of(dest / p) for p in grade.grader_files(dest)},
-        "katas": {
-            kata.dirname: {
-                "files": {p: fetch.sha256_of(dest / p) for p in grade.spec_files(dest, kata)},
-                "specs": manifest["katas"][kata.dirname]["specs"],
-            }
-            for kata in grade.discover(dest)
-        },
+        "grader": {p: fetch.sha256_of(dest / p) for p in grader_files(dest)},
+        "katas": {kata.dirname: kata_entry(dest, kata, manifest["katas"][kata.dirname]["specs"])
+                  for kata in discover(dest)},
     }
     readme = dest / "README.md"
     if readme.is_file():
         title, _, rest = readme.read_text().partition("\n")
         readme.write_text(f"{title}\n{README_NOTE}{rest}")
-    grade.write_json(dest / grade.MANIFEST, own)
-    grade.write_json(dest / grade.CLASSROOM, grade.classroom_config(dest))
+    write_json(dest / MANIFEST, own)
+    write_json(dest / CLASSROOM, classroom_config(dest))
     return files
 
 

@@ -38,10 +38,15 @@ class Kata:
         return self.dirname
 
 
+# A kata's lesson notebook, as a jupytext percent-format script. Not "notebook.py": the kata
+# directories are on sys.path, where that name would shadow Jupyter's `notebook` package.
+NOTEBOOK_SOURCE = "notebook.pct.py"
+
+
 def is_module(path: Path) -> bool:
-    """A file the learner writes: a .py in a kata directory that is not a spec."""
+    """A file the learner writes: a .py in a kata directory that is not a spec or the notebook."""
     return (path.suffix == ".py" and not path.name.startswith("test_")
-            and path.name not in ("conftest.py", "__init__.py"))
+            and path.name not in ("conftest.py", "__init__.py", NOTEBOOK_SOURCE))
 
 
 def discover(root: Path = ROOT) -> list[Kata]:

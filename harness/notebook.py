@@ -4,6 +4,8 @@ instead of showing a traceback, when a kata the notebook needs is not solved yet
     from harness.notebook import start
     start("05")        # katas/05_attention/attention.ipynb
 
+`interact` draws a figure that sliders steer, and stays a plain picture where no widget runs.
+
 `start` imports from the same place as the specs: $GPT_KATAS_IMPL ("katas", your code, when
 unset; "solutions" under `make notebooks`) with the katas in $GPT_KATAS_REF taken from the
 reference. If a kata the notebook uses (or one that kata imports) still has a function whose
@@ -90,6 +92,29 @@ def unsolved(kata: Kata, dirs: list[Path] | None = None) -> dict[Path, list[str]
         if names:
             files[path] = names
     return files
+
+
+def interact(draw, **controls) -> None:
+    """A figure you can steer: `controls` (ipywidgets: sliders, a text box) above the figure
+    that `draw(**their values)` returns (a matplotlib Figure; draw does not show it).
+
+    The figure for the controls' starting values is an ordinary picture in the cell's output,
+    so the stored notebook, nbval and a code host show it. In Jupyter, with the kernel
+    running, changing a control draws the figure again in its place.
+    """
+    import ipywidgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    def figure():
+        fig = draw(**{name: control.value for name, control in controls.items()})
+        plt.close(fig)  # shown once, through the display below, not again as the cell ends
+        return fig
+
+    display(ipywidgets.HBox(list(controls.values())))
+    picture = display(figure(), display_id=True)
+    for control in controls.values():
+        control.observe(lambda _change: picture.update(figure()), names="value")
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -181,7 +206,8 @@ def _ipython():
 
 def _skip_cell(lines: list[str]) -> list[str]:
     """IPython input transformer: a cell's source becomes nothing while skipping; a cell that
-    calls harness.notebook again still runs, so re-running `start` can end the skipping."""
-    if _skipping[0] and not any("harness.notebook" in line for line in lines):
+    calls harness.notebook's `start` again still runs, so re-running it can end the skipping."""
+    text = "".join(lines)
+    if _skipping[0] and not ("harness.notebook" in text and "start(" in text):
         return []
     return lines

@@ -5,7 +5,7 @@
 Each record: {"nodeid", "kata", "name", "outcome": passed|failed|error|skipped,
 "message": the short failure text, "longrepr": the full failure text, "duration"}.
 
-The grader (harness/grade.py) uses two more options:
+The grader (harness/grader/run.py) uses two more options:
 
     --report-fd N      stream events to file descriptor N, one JSON object a line, as they
                        happen: {"event": "collected", "nodeids": [...]},

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import grade
+from harness.grader import trusted as grade
 from harness.handout import build, repository_files
-from harness.katas import ROOT
+from harness.katas import ROOT, discover
 
 pytestmark = pytest.mark.slow
 
@@ -154,7 +154,7 @@ def test_classroom_config_is_valid_and_has_one_test_per_kata(tmp_path):
                            str(ROOT / grade.CLASSROOM)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     tests = json.loads((ROOT / grade.CLASSROOM).read_text())["tests"]
-    assert [t["name"] for t in tests] == [f"kata {k.dirname}" for k in grade.discover(ROOT)]
+    assert [t["name"] for t in tests] == [f"kata {k.dirname}" for k in discover(ROOT)]
 
 
 def test_workflow_is_valid_against_the_github_workflow_schema():
@@ -184,7 +184,7 @@ def stubs_graded(fresh):
 def test_the_solutions_get_full_marks(solutions_graded, fresh):
     done, results = solutions_graded
     katas = by_kata(results)
-    assert list(katas) == [k.dirname for k in grade.discover(fresh)], "every kata, in order"
+    assert list(katas) == [k.dirname for k in discover(fresh)], "every kata, in order"
     wrong = {name: k["message"] for name, k in katas.items() if k["status"] != "pass"}
     assert not wrong, f"the reference should pass every spec: {wrong}"
     assert results["status"] == "pass" and results["score"] == results["max_score"] > 0
@@ -197,7 +197,7 @@ def test_the_solutions_get_full_marks(solutions_graded, fresh):
 def test_the_stubs_get_zero_with_every_kata_reported(stubs_graded, fresh):
     done, results = stubs_graded
     katas = by_kata(results)
-    assert list(katas) == [k.dirname for k in grade.discover(fresh)]
+    assert list(katas) == [k.dirname for k in discover(fresh)]
     assert results["score"] == 0 and results["status"] in ("fail", "error")
     for name, kata in katas.items():
         assert kata["score"] == 0 and kata["total"] > 0, name
@@ -408,7 +408,7 @@ def test_a_handout_passes_its_own_specs_once_solved(fresh, tmp_path):
     build(dest, fresh)
     assert not (dest / "solutions").exists() and not (dest / "tests").exists()
     assert (dest / grade.MANIFEST).is_file() and (dest / ".github/workflows/grade.yml").is_file()
-    katas = grade.discover(dest)
+    katas = discover(dest)
     assert grade.verify(dest, grade.load_manifest(dest)) == ([], {k.dirname: [] for k in katas})
     for kata in katas:
         for module in (ROOT / "solutions" / kata.dirname).glob("*.py"):

@@ -12,16 +12,28 @@ import json
 import nbformat
 import pytest
 
-from harness.katas import KATAS, ROOT, chosen_dirs, find_kata
+from harness import grade
+from harness.handout import handout_files
+from harness.katas import KATAS, NOTEBOOK_SOURCE, ROOT, chosen_dirs, find_kata
 from harness.notebook import needed_katas, unsolved
+
+# Checked before jupytext is imported (by build_notebooks, below): it imports Jupyter's
+# `notebook` package if there is one, and the kata directories on sys.path would hand it a
+# kata's notebook.py instead, which runs that whole notebook.
+SHADOWING = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("katas/*/notebook.py"))
+if SHADOWING:
+    pytest.fail(f"{', '.join(SHADOWING)}: a notebook source named notebook.py shadows "
+                f"Jupyter's `notebook` package; rename it: git mv katas/NN_name/notebook.py "
+                f"katas/NN_name/{NOTEBOOK_SOURCE}", pytrace=False)
 
 spec = importlib.util.spec_from_file_location("build_notebooks",
                                               ROOT / "scripts" / "build_notebooks.py")
 build_notebooks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(build_notebooks)
 
-NOTEBOOKS = sorted(build_notebooks.NOTEBOOKS)
-REBUILD = "rebuild it: .venv/bin/python scripts/build_notebooks.py"
+SOURCES = build_notebooks.sources()
+NOTEBOOKS = [str(build_notebooks.notebook_path(s).relative_to(ROOT / "katas")) for s in SOURCES]
+REBUILD = "rebuild it: .venv/bin/python scripts/build_notebooks.py NN"
 
 
 def stored(path: str) -> nbformat.NotebookNode:
@@ -35,18 +47,19 @@ def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 def test_every_stored_notebook_has_a_source():
     on_disk = sorted(str(p.relative_to(ROOT / "katas")) for p in ROOT.glob("katas/*/*.ipynb"))
     assert on_disk == NOTEBOOKS, (
-        "every katas/NN_name/*.ipynb is built by scripts/build_notebooks.py: add the notebook's "
-        "source to NOTEBOOKS there, or delete the stray file"
-    )
+        f"every katas/NN_name/<name>.ipynb is built from katas/NN_name/{build_notebooks.SOURCE} "
+        f"by scripts/build_notebooks.py: stored {on_disk}, sources for {NOTEBOOKS}. Build the "
+        "missing notebook (.venv/bin/python scripts/build_notebooks.py NN), or delete the stray "
+        "file")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS)
 def test_notebook_matches_its_source(path):
-    want = [(c.cell_type, c.source) for c in build_notebooks.parse_cells(
-        build_notebooks.NOTEBOOKS[path])]
+    source = ROOT / "katas" / path.split("/")[0] / build_notebooks.SOURCE
+    want = [(c.cell_type, c.source) for c in build_notebooks.read(source).cells]
     got = [(c.cell_type, c.source) for c in stored(path).cells]
     assert got == want, (
-        f"katas/{path} differs from its source in scripts/build_notebooks.py; {REBUILD}")
+        f"katas/{path} differs from its source {source.relative_to(ROOT)}; {REBUILD}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS)
@@ -102,11 +115,10 @@ def test_needed_katas_follow_the_imports():
 
 
 def test_notebook_on_a_stub_says_so_instead_of_crashing():
-    path = "02_tokenizer/tokenizer.ipynb"
-    nb = build_notebooks.new_notebook(build_notebooks.NOTEBOOKS[path])
-    errors = build_notebooks.execute(nb, ROOT / "katas" / "02_tokenizer",
-                                     {"GPT_KATAS_IMPL": "katas", "GPT_KATAS_REF": ""})
-    assert not errors, f"on the stub, cells raised {errors}: the notebook must stop politely"
+    nb = build_notebooks.read(ROOT / "katas" / "02_tokenizer" / build_notebooks.SOURCE)
+    error = build_notebooks.execute(nb, ROOT / "katas" / "02_tokenizer",
+                                    {"GPT_KATAS_IMPL": "katas", "GPT_KATAS_REF": ""})
+    assert not error, f"on the stub, a cell raised {error}: the notebook must stop politely"
     first, *rest = code_cells(nb)
     said = "".join(o.get("text", "") for o in first.outputs)
     assert "not solved yet" in said and "make kata K=02" in said, said
@@ -124,9 +136,10 @@ def test_a_kata_mid_edit_is_reported_not_crashed(tmp_path):
     assert len(got) == 1 and got[0].startswith("(a syntax error on line 2"), got
 
 
-def test_running_start_again_ends_the_skipping():
+def test_running_start_again_ends_the_skipping(tmp_path):
     """A learner solves the kata, then re-runs the notebook from the top in the same kernel."""
-    nb = build_notebooks.new_notebook("\n".join([
+    source = tmp_path / build_notebooks.SOURCE
+    source.write_text("\n".join([
         "# %%", "from harness.notebook import start", 'start("02")',
         "# %%", 'print("skipped")',
         "# %%", "import os", "import harness.notebook",
@@ -134,9 +147,57 @@ def test_running_start_again_ends_the_skipping():
         'harness.notebook.start("02")',
         "# %%", "from tokenizer import CharTokenizer", 'print(CharTokenizer("ba").chars)',
     ]))
-    errors = build_notebooks.execute(nb, ROOT / "katas" / "02_tokenizer",
-                                     {"GPT_KATAS_IMPL": "katas", "GPT_KATAS_REF": ""})
-    assert not errors, errors
+    nb = build_notebooks.read(source)
+    error = build_notebooks.execute(nb, ROOT / "katas" / "02_tokenizer",
+                                    {"GPT_KATAS_IMPL": "katas", "GPT_KATAS_REF": ""})
+    assert not error, error
     said = ["".join(o.get("text", "") for o in cell.outputs) for cell in code_cells(nb)]
     assert "not solved yet" in said[0] and said[1] == "", said
     assert "not solved" not in said[2] and said[3] == "['a', 'b']\n", said
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.parent.name)
+def test_the_notebook_source_is_neither_a_module_nor_a_spec_and_is_handed_out(source):
+    kata = find_kata(source.parent.name)
+    rel = source.relative_to(ROOT).as_posix()
+    assert source not in kata.modules(), (
+        f"{rel} counts as a learner's module: harness.katas.is_module must leave it out")
+    assert rel not in grade.spec_files(ROOT, kata), (
+        f"{rel} counts as a trusted spec file: learners may edit and rerun their notebook")
+    shipped = set(handout_files(ROOT))
+    notebook = build_notebooks.notebook_path(source).relative_to(ROOT).as_posix()
+    assert {rel, notebook} <= shipped, f"the handout must ship {rel} and {notebook}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_a_steerable_figure_is_stored_as_a_picture(path):
+    """Where no widget frontend runs (nbval, a code host), the controls do nothing: the cell
+    must still show its figure for the starting values."""
+    for cell in code_cells(stored(path)):
+        if "interact(" in cell.source:
+            images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+            assert len(images) == 1, (
+                f"katas/{path} {cell.id}: a cell that calls interact stores one picture, the "
+                f"figure for the controls' starting values; it has {len(images)}; {REBUILD}")
+
+
+def test_moving_a_control_redraws_the_figure_in_place(tmp_path):
+    source = tmp_path / build_notebooks.SOURCE
+    source.write_text("\n".join([
+        "# %%", "import ipywidgets as widgets", "import matplotlib.pyplot as plt",
+        "from harness.notebook import interact", "drawn = []",
+        "def draw(n):", "    drawn.append(n)", "    fig, ax = plt.subplots()",
+        "    ax.set_title(f'n = {n}')", "    return fig",
+        "slider = widgets.IntSlider(value=1)", "interact(draw, n=slider)",
+        "# %%", "slider.value = 2  # as a reader dragging the slider",
+        "# %%", "print(drawn)",
+    ]))
+    nb = build_notebooks.read(source)
+    error = build_notebooks.execute(nb, tmp_path, {})
+    assert not error, error
+    figure, moved, said = code_cells(nb)
+    images = [o for o in figure.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 1 and not moved.outputs, (
+        "interact must show one figure and replace it when a control moves, not add another: "
+        f"{[o.output_type for o in figure.outputs]}, then {[o.output_type for o in moved.outputs]}")
+    assert said.outputs[0].text == "[1, 2]\n", f"draw ran for {said.outputs[0].text.strip()}"
