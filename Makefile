@@ -18,10 +18,12 @@ given = $(filter command line environment,$(origin $(1)))
 flag  = $(if $(call given,$(1)),$(2) "$$$(1)")
 yes   = $(if $(filter-out 0 no false,$($(1))),$(2))
 PROGRAM_ENV := $(if $(call given,IMPL),GPT_KATAS_IMPL=$(IMPL)) $(if $(REF),GPT_KATAS_REF=$(REF))
+# ARCH=modern trains kata 16's model; NPROC=n runs n processes (DDP, or FSDP2 with FSDP=1).
+TRAINER = $(if $(NPROC),$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC),$(PY))
 
 .DEFAULT_GOAL := help
 .PHONY: help train sample microgpt test kata status hint watch grade handout \
-	check notebooks bench lint setup data clean
+	check notebooks bench ablate scaling lint setup data clean
 
 help: ## list the targets
 	@echo "gpt-katas: build a GPT from scratch, one tested idea at a time."
@@ -30,19 +32,21 @@ help: ## list the targets
 	@echo
 	@echo "Options: IMPL=katas|solutions  REF=01-07 (those katas from the reference)  K=NN"
 	@echo "         DATA_MIRROR=dir (copy the data from dir instead of downloading it)"
+	@echo "         ARCH=modern (train/sample kata 16's RMSNorm+RoPE+SwiGLU+GQA model, same size)"
 
 # --- run the models -------------------------------------------------------------------
 
-train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 OVERWRITE=1 COMPILE=1)
-	@$(PROGRAM_ENV) $(PY) scripts/train.py $(call flag,PRESET,--preset) $(call flag,STEPS,--steps) \
+train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 OVERWRITE=1 COMPILE=1 ARCH=gpt2|modern NPROC=n FSDP=1)
+	@$(PROGRAM_ENV) $(TRAINER) scripts/train.py $(call flag,PRESET,--preset) $(call flag,STEPS,--steps) \
+		$(call flag,ARCH,--arch) $(call yes,FSDP,--fsdp) \
 		$(call flag,BATCH,--batch) $(call flag,LR,--lr) $(call flag,DROPOUT,--dropout) \
 		$(call flag,EVAL_INTERVAL,--eval-interval) $(call flag,PATIENCE,--patience) \
 		$(call flag,SEED,--seed) $(call flag,OUT,--out) $(call flag,DEVICE,--device) \
 		$(call flag,THREADS,--threads) $(call yes,RESUME,--resume) $(call yes,COMPILE,--compile) \
 		$(call yes,OVERWRITE,--overwrite)
 
-sample: setup ## make the trained GPT write (PROMPT= TEMPERATURE= TOP_K=n|all TOP_P= N_TOKENS= SEED= SHOW_TOP=5 OUT= CHECKPOINT=)
-	@$(PROGRAM_ENV) $(PY) scripts/sample.py $(call flag,OUT,--out) \
+sample: setup ## make the trained GPT write (PROMPT= TEMPERATURE= TOP_K=n|all TOP_P= N_TOKENS= SEED= SHOW_TOP=5 OUT= CHECKPOINT= ARCH=modern)
+	@$(PROGRAM_ENV) $(PY) scripts/sample.py $(call flag,OUT,--out) $(call flag,ARCH,--arch) \
 		$(call flag,CHECKPOINT,--checkpoint) $(call flag,PROMPT,--prompt) \
 		$(call flag,TEMPERATURE,--temperature) $(call flag,TOP_K,--top-k) \
 		$(call flag,TOP_P,--top-p) $(call flag,N_TOKENS,--n-tokens) $(call flag,SEED,--seed) \
@@ -95,10 +99,18 @@ notebooks: setup data ## check every lesson notebook: stored as its source build
 	@$(PY) -m pytest --nbval-lax --impl=solutions --nbval-sanitize-with harness/nbval_sanitize.cfg \
 		tests/test_notebooks.py katas/*/*.ipynb
 
-bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
+bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, modern generation -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
 	@$(PROGRAM_ENV) $(PY) bench/kv_cache.py
+	@$(PROGRAM_ENV) $(PY) bench/parts.py
+	@$(PROGRAM_ENV) $(PY) bench/generation.py
+
+ablate: setup data ## GPT-2 parts against their 2026 replacements, 3 seeds each -> bench/results/ablate.* (QUICK=1 DEVICE=)
+	@$(PROGRAM_ENV) $(PY) bench/ablate.py $(call yes,QUICK,--quick) $(call flag,DEVICE,--device)
+
+scaling: setup data ## loss against model size and data, with the fitted power law -> bench/results/scaling.* (QUICK=1 DEVICE=)
+	@$(PROGRAM_ENV) $(PY) bench/scaling.py $(call yes,QUICK,--quick) $(call flag,DEVICE,--device)
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .

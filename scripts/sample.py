@@ -4,7 +4,8 @@
     python scripts/sample.py --prompt "To be" --show-top 5 --n-tokens 20   # see each choice
 
 Reads best.pt from the run directory of the preset `make train` picks here (runs/medium
-on a GPU, runs/cpu on a CPU) unless --out or --checkpoint says otherwise. In a prompt, the
+on a GPU, runs/cpu on a CPU; runs/cpu-modern with --arch modern) unless --out or
+--checkpoint says otherwise. The checkpoint says which model it holds. In a prompt, the
 two characters \\n stand for a newline.
 """
 
@@ -22,12 +23,13 @@ import harness  # noqa: E402
 
 harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 
+import models  # noqa: E402  (scripts/models.py: gpt2 or modern)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from guards import ArgumentParser, read_checkpoint, refuse  # noqa: E402  (scripts/guards.py)
-from sampling import generate, sample_next  # noqa: E402
-from shakespeare import model_from_checkpoint, pick_device  # noqa: E402
-from train import default_preset  # noqa: E402  (the run directory train.py chose)
+from sampling import sample_next  # noqa: E402
+from shakespeare import pick_device  # noqa: E402
+from train import default_preset, run_name  # noqa: E402  (the run directory train.py chose)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", help="run directory holding best.pt (default: runs/<preset for "
                    "this machine>)")
     p.add_argument("--checkpoint", help="a checkpoint file (overrides --out)")
+    p.add_argument("--arch", choices=models.ARCHS, default="gpt2", help="whose default run "
+                   "directory to read (the checkpoint itself says which model it holds)")
     p.add_argument("--prompt", default="\\n", help="text to continue (default: a newline)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = always the most likely")
     p.add_argument("--top-k", type=top_k, default=40, help="keep the k most likely "
@@ -103,14 +107,17 @@ def main(argv=None) -> int:
         path = Path(args.checkpoint)
     else:
         preset = default_preset(torch.device(device).type)
-        path = (Path(args.out) if args.out else ROOT / "runs" / preset) / "best.pt"
+        run = run_name(preset, args.arch)
+        path = (Path(args.out) if args.out else ROOT / "runs" / run) / "best.pt"
     try:
         checkpoint = read_checkpoint(path, "Train again (make train), or point CHECKPOINT= "
                                            "at another checkpoint")
     except FileNotFoundError as err:
-        print(f"{err}\n(with `make sample OUT=dir` you choose the run directory)", file=sys.stderr)
+        arch = " ARCH=modern" if args.arch == "modern" else ""
+        print(f"{err}\n(`make train{arch}` writes it; with `make sample OUT=dir` you choose the "
+              "run directory)", file=sys.stderr)
         return 2
-    model, tokenizer = model_from_checkpoint(checkpoint, device)
+    model, tokenizer = models.model_from_checkpoint(checkpoint, device)
 
     prompt = args.prompt.replace("\\n", "\n")
     try:
@@ -132,8 +139,8 @@ def main(argv=None) -> int:
             if args.show_top > 0:
                 out = sample_with_table(model, tokenizer, idx, args, generator)
             else:
-                out = generate(model, idx, args.n_tokens, temperature=args.temperature,
-                               top_k=args.top_k, top_p=args.top_p, generator=generator)
+                out = models.generate(model, idx, args.n_tokens, temperature=args.temperature,
+                                      top_k=args.top_k, top_p=args.top_p, generator=generator)
         except ValueError as err:  # the sampler's check of temperature / top-k / top-p
             print(f"bad sampling setting: {err}", file=sys.stderr)
             return 2

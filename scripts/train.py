@@ -7,12 +7,15 @@ IMPL=katas` trains your own code). A preset is a file in configs/; flags overrid
     python scripts/train.py --preset small --steps 2000 --lr 6e-4
     python scripts/train.py --resume              # continue runs/<preset>/last.pt exactly
     python scripts/train.py --overwrite           # start over in a directory that holds a run
+    python scripts/train.py --arch modern         # kata 16's model at the same size
     torchrun --nproc_per_node=4 scripts/train.py  # the same run, data-parallel on 4 GPUs
+    torchrun --nproc_per_node=4 scripts/train.py --fsdp  # ... with the model sharded (FSDP2)
 
-Writes to the run directory (runs/<preset> unless --out): best.pt, last.pt, metrics.csv,
-loss.png and config.json. Ctrl-C saves last.pt and exits; a second Ctrl-C aborts. Every
-setting is checked before anything is written; a run never replaces another run's checkpoints
-unless --overwrite says so, and --resume continues a run only with the settings it started with.
+Writes to the run directory (runs/<preset>, runs/<preset>-modern, or --out): best.pt,
+last.pt, metrics.csv, loss.png and config.json. Ctrl-C saves last.pt and exits; a second
+Ctrl-C aborts. Every setting is checked before anything is written; a run never replaces
+another run's checkpoints unless --overwrite says so, and --resume continues a run with its
+own settings (the changes given are recorded).
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ import harness  # noqa: E402
 
 harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 
+import models  # noqa: E402  (scripts/models.py: gpt2 or modern)
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
-from gpt import GPT, PRESETS, GPTConfig  # noqa: E402
+from gpt import PRESETS  # noqa: E402
 from guards import (  # noqa: E402  (scripts/guards.py: every check before a run starts)
     ArgumentParser,
     given_settings,
@@ -44,12 +48,10 @@ from guards import (  # noqa: E402  (scripts/guards.py: every check before a run
     validate_settings,
     verified_data,
 )
-from sampling import generate  # noqa: E402
 from shakespeare import (  # noqa: E402
     TrainConfig,
     TrainingDiverged,
     load_checkpoint,
-    model_from_checkpoint,
     pick_device,
     split_data,
     train,
@@ -68,6 +70,11 @@ def presets() -> list[str]:
 def default_preset(device: str) -> str:
     """A GPU trains the 10.7M-parameter model; a CPU a small one that finishes in minutes."""
     return "cpu" if device == "cpu" else "medium"
+
+
+def run_name(preset: str, arch: str) -> str:
+    """The default run directory's name: a modern run never overwrites a GPT-2 one."""
+    return preset if arch == "gpt2" else f"{preset}-{arch}"
 
 
 def load_preset(name: str) -> tuple[dict, dict]:
@@ -96,7 +103,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, help="evaluations without improvement before "
                    "stopping (0: never stop early)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="run directory (default: runs/<preset>)")
+    p.add_argument("--arch", choices=models.ARCHS, default="gpt2", help="gpt2: kata 09's "
+                   "model; modern: kata 16's (RMSNorm, RoPE, SwiGLU, GQA, a window) at the "
+                   "preset's parameter count")
+    p.add_argument("--fsdp", action="store_true", help="under torchrun, shard the model with "
+                   "FSDP2 (fully_shard) instead of replicating it with DDP")
+    p.add_argument("--out", help="run directory (default: runs/<preset>, with -modern for "
+                   "--arch modern)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--overwrite", action="store_true", help="start a new run in a directory "
                    "that holds one, replacing its checkpoints")
@@ -210,11 +223,11 @@ def plot_losses(metrics: Path, png: Path) -> None:
 
 
 def print_samples(best: Path, device: str, count: int, seed: int) -> None:
-    model, tokenizer = model_from_checkpoint(load_checkpoint(best), device)
+    model, tokenizer = models.model_from_checkpoint(load_checkpoint(best), device)
     generator = torch.Generator(device=device).manual_seed(seed)
     start = torch.tensor([tokenizer.encode("\n")], dtype=torch.long, device=device)
     for i in range(count):
-        out = generate(model, start, 400, temperature=0.8, top_k=40, generator=generator)
+        out = models.generate(model, start, 400, temperature=0.8, top_k=40, generator=generator)
         print(f"--- sample {i + 1} (temperature 0.8, top-k 40) ---")
         print(tokenizer.decode(out[0].tolist()).strip("\n"))
     print("---\nmore: make sample (PROMPT=..., TEMPERATURE=..., TOP_K=..., SHOW_TOP=5)")
@@ -224,6 +237,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     validate_settings(args)
     distributed = "RANK" in os.environ  # started by torchrun
+    if args.fsdp and not distributed:
+        print("--fsdp (FSDP=1) shards the model over several processes: start them with "
+              "torchrun (make train NPROC=2 FSDP=1)", file=sys.stderr)
+        return 2
     rank = int(os.environ.get("RANK", 0))
     device = args.device or pick_device()
     if distributed:
@@ -240,7 +257,7 @@ def main(argv=None) -> int:
 
     preset = args.preset or default_preset(device_type)
     model_fields, train_fields = load_preset(preset)
-    out_dir = Path(args.out or ROOT / "runs" / preset)
+    out_dir = Path(args.out or ROOT / "runs" / run_name(preset, args.arch))
     train_fields["out_dir"] = str(out_dir)
     overrides = {"max_steps": args.steps, "batch_size": args.batch, "lr": args.lr,
                  "eval_interval": args.eval_interval, "eval_iters": args.eval_iters,
@@ -252,6 +269,8 @@ def main(argv=None) -> int:
     train_fields["warmup_steps"] = min(train_fields["warmup_steps"], train_fields["max_steps"])
     if args.compile:
         train_fields["compile"] = True
+    if args.fsdp:
+        train_fields["parallel"] = "fsdp"
     if args.dropout is not None:
         model_fields["dropout"] = args.dropout
     known = {f.name for f in fields(TrainConfig)}
@@ -265,8 +284,9 @@ def main(argv=None) -> int:
     tokenizer = CharTokenizer(text)
     train_ids, val_ids = split_data(text, tokenizer)
     model_fields["vocab_size"] = tokenizer.vocab_size
+    model_fields = models.model_fields(args.arch, model_fields)
     torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
-    model = GPT(GPTConfig(**model_fields))
+    model = models.build_model(model_fields)
 
     log = None
     if rank == 0:
@@ -277,7 +297,8 @@ def main(argv=None) -> int:
              **({"changed_on_resume": resumes} if resumes else {})}, indent=2) + "\n")
         world = dist.get_world_size() if distributed else 1
         print(f"preset {preset} on {device}{f' x {world} processes' if world > 1 else ''}: "
-              f"{model.num_params() / 1e6:.2f}M parameters ({model_fields['n_layer']} layers, "
+              f"{model.num_params() / 1e6:.2f}M parameters ({models.describe(model)}"
+              f"{model_fields['n_layer']} layers, "
               f"{model_fields['n_head']} heads, {model_fields['n_embd']} dims, block "
               f"{model_fields['block_size']}, dropout {model_fields['dropout']}); batch "
               f"{cfg.batch_size}, lr {cfg.lr:g} -> {cfg.min_lr:g}, {cfg.max_steps} steps; "
@@ -321,6 +342,7 @@ def main(argv=None) -> int:
           f"{result['best_step']}; {out_dir / 'best.pt'}, loss curve {out_dir / 'loss.png'}")
     if result["stopped"] == "asked":
         print(f"continue with: make train RESUME=1{f' PRESET={preset}' if args.preset else ''}"
+              f"{' ARCH=modern' if args.arch == 'modern' else ''}"
               f"{f' OUT={args.out}' if args.out else ''}{given_settings(args)}")
     elif args.samples > 0 and (out_dir / "best.pt").exists():
         print_samples(out_dir / "best.pt", device, args.samples, cfg.seed)

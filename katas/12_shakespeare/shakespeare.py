@@ -47,6 +47,7 @@ class TrainConfig:
     seed: int = 1337
     out_dir: str = "runs/shakespeare"
     compile: bool = False  # torch.compile the model (CUDA)
+    parallel: str = "ddp"  # several processes: "ddp" replicates the model, "fsdp" shards it
 
 
 def pick_device() -> str:
@@ -122,6 +123,62 @@ def model_from_checkpoint(checkpoint: dict,
     raise NotImplementedError(f"model_from_checkpoint: GPTConfig(**...), load_state_dict; {LESSON}")
 
 
+# ---------------------------------------------------------------- sharded training (FSDP2)
+
+
+def shard_model(model: nn.Module) -> nn.Module:
+    """FSDP2: each process keeps 1/world of every parameter (fully_shard, in place) and
+    gathers a block's weights only while that block runs. Call it before making the
+    optimizer, which must hold the sharded parameters. Given; kata 16's lesson explains it."""
+    from torch.distributed.fsdp import fully_shard
+
+    for block in getattr(getattr(model, "transformer", None), "h", []):
+        fully_shard(block)  # one all-gather per block, freed after its forward
+    fully_shard(model)  # the rest: embeddings (tied to lm_head), final norm
+    return model
+
+
+NO_OPTIMIZER_STATE = {"state": {}, "param_groups": []}
+
+
+def full_state(model: nn.Module, optimizer: torch.optim.Optimizer,
+               sharded: bool) -> tuple[dict, dict]:
+    """(model, optimizer) state_dicts with whole tensors, as a checkpoint holds them.
+    Sharded, every process must call this (it gathers); process 0 gets the tensors."""
+    if not sharded:
+        return model.state_dict(), optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_state = get_model_state_dict(model, options=options)
+    if not optimizer.state:  # before the first step: get_optimizer_state_dict would take a
+        return model_state, NO_OPTIMIZER_STATE  # zero step to make Adam's state, and count it
+    return model_state, get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: dict,
+                    sharded: bool) -> None:
+    """The other way: a checkpoint's whole tensors into a (maybe sharded) model and optimizer."""
+    if not sharded:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        return
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, checkpoint["model"], options=options)
+    if checkpoint["optimizer"]["state"]:
+        set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"], options=options)
+
+
 # ---------------------------------------------------------------- the training loop
 
 
@@ -154,7 +211,9 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
       "step", "train_loss", "val_loss", "best_val", "best_step", "improved"}.
     - Under torch.distributed (several processes), wrap the model in DistributedDataParallel;
       each process draws the same global batch and trains on its slice; only process 0
-      writes files and logs; all stop at the same step.
+      writes files and logs; all stop at the same step. With cfg.parallel == "fsdp",
+      shard_model(model) before making the optimizer instead of DDP, and read and write
+      checkpoints through full_state / load_full_state (given; kata 16 explains them).
     Returns {"step", "best_val", "best_step", "stopped": "max_steps" | "patience" | "asked"}.
     """
     raise NotImplementedError(f"train: the loop described in the lesson; {LESSON}")

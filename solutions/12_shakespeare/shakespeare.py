@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 1337
     out_dir: str = "runs/shakespeare"
     compile: bool = False  # torch.compile the model (CUDA)
+    parallel: str = "ddp"  # several processes: "ddp" replicates the model, "fsdp" shards it
 
 
 def pick_device() -> str:
@@ -147,6 +148,62 @@ def model_from_checkpoint(checkpoint: dict,
     return model.to(device).eval(), CharTokenizer.from_dict(checkpoint["tokenizer"])
 
 
+# ---------------------------------------------------------------- sharded training (FSDP2)
+
+
+def shard_model(model: nn.Module) -> nn.Module:
+    """FSDP2: each process keeps 1/world of every parameter (fully_shard, in place) and
+    gathers a block's weights only while that block runs. Call it before making the
+    optimizer, which must hold the sharded parameters. Given; kata 16's lesson explains it."""
+    from torch.distributed.fsdp import fully_shard
+
+    for block in getattr(getattr(model, "transformer", None), "h", []):
+        fully_shard(block)  # one all-gather per block, freed after its forward
+    fully_shard(model)  # the rest: embeddings (tied to lm_head), final norm
+    return model
+
+
+NO_OPTIMIZER_STATE = {"state": {}, "param_groups": []}
+
+
+def full_state(model: nn.Module, optimizer: torch.optim.Optimizer,
+               sharded: bool) -> tuple[dict, dict]:
+    """(model, optimizer) state_dicts with whole tensors, as a checkpoint holds them.
+    Sharded, every process must call this (it gathers); process 0 gets the tensors."""
+    if not sharded:
+        return model.state_dict(), optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_state = get_model_state_dict(model, options=options)
+    if not optimizer.state:  # before the first step: get_optimizer_state_dict would take a
+        return model_state, NO_OPTIMIZER_STATE  # zero step to make Adam's state, and count it
+    return model_state, get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: dict,
+                    sharded: bool) -> None:
+    """The other way: a checkpoint's whole tensors into a (maybe sharded) model and optimizer."""
+    if not sharded:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        return
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, checkpoint["model"], options=options)
+    if checkpoint["optimizer"]["state"]:
+        set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"], options=options)
+
+
 # ---------------------------------------------------------------- the training loop
 
 
@@ -174,6 +231,9 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
     should_stop = should_stop or (lambda step: False)
 
     model.to(device).train()
+    sharded = world > 1 and cfg.parallel == "fsdp"
+    if sharded:
+        shard_model(model)  # before the optimizer: it must hold the sharded parameters
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
                                   betas=(0.9, cfg.beta2), fused=device.type in ("cuda", "cpu"))
     # Two random streams: the batches (the same on every process: all draw the global batch
@@ -188,8 +248,7 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
             raise ValueError(f"{out_dir / 'last.pt'} holds a model of config "
                              f"{checkpoint['model_config']}, not {asdict(model.config)}: resume "
                              "with the same preset, or train into a new out dir")
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        load_full_state(model, optimizer, checkpoint, sharded)
         state = checkpoint["state"]
         batches.set_state(checkpoint["rng"]["batches"])
         if rank == 0:  # the saved dropout stream is process 0's; the others keep their own
@@ -198,14 +257,15 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
                 torch.cuda.set_rng_state(checkpoint["rng"]["cuda"])
 
     def save(name: str) -> None:
+        model_state, optimizer_state = full_state(model, optimizer, sharded)  # all processes
         if rank != 0:
             return
         rng = {"torch": torch.get_rng_state(), "batches": batches.get_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state()
         save_checkpoint(out_dir / name, {
-            "model": model.state_dict(), "model_config": asdict(model.config),
-            "tokenizer": tokenizer.to_dict(), "optimizer": optimizer.state_dict(),
+            "model": model_state, "model_config": asdict(model.config),
+            "tokenizer": tokenizer.to_dict(), "optimizer": optimizer_state,
             "train_config": asdict(cfg), "state": dict(state), "rng": rng,
         })
 
@@ -235,7 +295,7 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
         return cfg.patience > 0 and state["bad_evals"] >= cfg.patience
 
     step_model = torch.compile(model) if cfg.compile else model
-    if world > 1:
+    if world > 1 and not sharded:
         step_model = DistributedDataParallel(
             step_model, device_ids=[device.index] if device.type == "cuda" else None)
     mine = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)

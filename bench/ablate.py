@@ -1,0 +1,194 @@
+"""`make ablate`: what each 2026 part buys over its GPT-2 predecessor, on tiny Shakespeare.
+
+    python bench/ablate.py             # CPU: 7 arms x 3 seeds of the cpu preset's size (~20 min)
+    python bench/ablate.py --quick     # a few steps per arm: checks that everything works
+
+Every arm is kata 16's ModernGPT trained with kata 12's loop on the same data order, token
+budget and learning-rate schedule, at the parameter count of the GPT-2 baseline (within 2%:
+where a part changes the count, the MLP's hidden width is chosen to make it up):
+  gpt2     LayerNorm, learned positions, GELU MLP, multi-head attention (kata 09's model)
+  rmsnorm  ... with RMSNorm                     (kata 13)
+  rope     ... with rotary positions, no wpe    (kata 13)
+  swiglu   ... with the gated SwiGLU MLP        (kata 14)
+  gqa      ... with n_head / 2 key-value heads  (kata 15)
+  window   ... with sliding-window attention    (kata 15)
+  modern   RMSNorm + RoPE + SwiGLU + GQA together
+Per arm: best val loss (mean and spread over seeds), training seconds until val <= 1.88
+(nanoGPT's CPU result), tokens/s, KV-cache bytes per token (measured on kata 15's cache).
+Results: bench/results/ablate.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import experiments as ex
+import torch
+from gqa import StaticKVCache
+from modern import ModernConfig, ModernGPT
+
+GPT2 = dict(norm="layernorm", positions="learned", mlp="gelu", n_kv_head=None, window=None,
+            qk_norm=False)
+
+
+def arms(n_head: int, block: int) -> dict[str, dict]:
+    return {
+        "gpt2": {},
+        "rmsnorm": {"norm": "rmsnorm"},
+        "rope": {"positions": "rope"},
+        "swiglu": {"mlp": "swiglu"},
+        "gqa": {"n_kv_head": n_head // 2},
+        "window": {"window": block // 4},
+        "modern": {"norm": "rmsnorm", "positions": "rope", "mlp": "swiglu",
+                   "n_kv_head": n_head // 2},
+    }
+
+
+def settings(device: str, quick: bool) -> dict:
+    if quick:
+        return dict(size=dict(n_layer=1, n_head=2, n_embd=32, block_size=32), batch=4, steps=4,
+                    eval_interval=2, eval_iters=2, seeds=[1], lr=3e-3)
+    if device == "cpu":  # the cpu preset's model (configs/cpu.json)
+        return dict(size=dict(n_layer=4, n_head=4, n_embd=128, block_size=64), batch=12,
+                    steps=1200, eval_interval=100, eval_iters=10, seeds=[1, 2, 3], lr=3e-3)
+    return dict(size=dict(n_layer=6, n_head=6, n_embd=384, block_size=256), batch=64,
+                steps=2500, eval_interval=250, eval_iters=20, seeds=[1, 2, 3], lr=1e-3)
+
+
+def count(config: ModernConfig) -> int:
+    with torch.device("meta"):  # no memory, no initialisation: just the shapes
+        return sum(p.numel() for p in ModernGPT(config).parameters())
+
+
+def matched(config: ModernConfig, target: int) -> ModernConfig:
+    """The config, with the MLP hidden width that brings its parameter count closest to
+    target when the part it swaps in moved the count by more than 1%."""
+    if abs(count(config) - target) <= 0.01 * target:
+        return config
+    widths = range(8, 8 * config.n_embd + 1, 8)
+    return min((dataclasses.replace(config, mlp_hidden=h) for h in widths),
+               key=lambda c: abs(count(c) - target))
+
+
+def kv_bytes(config: ModernConfig) -> dict:
+    """Bytes per token and at a full context, read off kata 15's cache for this config."""
+    n_kv = config.n_kv_head or config.n_head
+    cache = StaticKVCache(config.n_layer, 1, n_kv, config.n_embd // config.n_head,
+                          config.block_size, window=config.window)
+    capacity = config.window or config.block_size
+    return {"kv_bytes_per_token": cache.nbytes() // capacity, "kv_bytes_full": cache.nbytes()}
+
+
+def ablate(s: dict, data, device: str, out: Path) -> dict:
+    vocab = data[0].vocab_size
+    base = ModernConfig(vocab_size=vocab, **s["size"], **GPT2)
+    target = count(base)
+    results = {}
+    for arm, change in arms(base.n_head, base.block_size).items():
+        config = matched(dataclasses.replace(base, **change), target)
+        runs = []
+        for seed in s["seeds"]:
+            torch.manual_seed(seed)
+            cfg = ex.TrainConfig(batch_size=s["batch"], max_steps=s["steps"], lr=s["lr"],
+                                 min_lr=s["lr"] / 10, warmup_steps=min(100, s["steps"] // 10),
+                                 eval_interval=s["eval_interval"], eval_iters=s["eval_iters"],
+                                 patience=0, seed=seed, out_dir=str(out / f"{arm}-seed{seed}"))
+            runs.append(ex.run(ModernGPT(config), cfg, data, device, target=1.88))
+        best, spread = ex.mean_and_spread([r["best_val"] for r in runs])
+        reached = [r["seconds_to_target"] for r in runs if r["seconds_to_target"] is not None]
+        results[arm] = {
+            "config": {k: v for k, v in dataclasses.asdict(config).items() if k in GPT2
+                       or k == "mlp_hidden"},
+            "params": count(config), "best_val_mean": round(best, 4),
+            "best_val_std": round(spread, 4),
+            "best_val_each": [r["best_val"] for r in runs],
+            "seconds_to_target_mean": round(sum(reached) / len(reached), 1) if reached else None,
+            "reached_target": f"{len(reached)}/{len(runs)}",
+            "tokens_per_s": round(sum(r["tokens_per_s"] for r in runs) / len(runs)),
+            **kv_bytes(config), "runs": runs,
+        }
+        print(f"{arm:>8}: {results[arm]['params']:,} params, best val {best:.4f} ± "
+              f"{spread:.4f} over {len(runs)} seeds, {results[arm]['tokens_per_s']:,} tok/s, "
+              f"KV {results[arm]['kv_bytes_per_token']:,} B/token", flush=True)
+    return results
+
+
+def table(results: dict) -> str:
+    s, m = results["settings"], results["machine"]
+    arms_ = results["arms"]
+    lines = [f"# make ablate ({m['device']}, {m['cpus']} cores, {m['date']})", "",
+             f"Model {s['size']}, {s['steps']} steps of {s['batch']} sequences, lr {s['lr']} "
+             f"warmup-cosine, seeds {s['seeds']}. Mean ± standard deviation over seeds.", "",
+             "| arm | parameters | best val | Δ vs gpt2 | train s to val ≤ 1.88 | tokens/s "
+             "| KV cache B/token | KV cache at full context |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    base = arms_["gpt2"]["best_val_mean"]
+    for arm, r in arms_.items():
+        to_target = (f"{r['seconds_to_target_mean']:.0f} ({r['reached_target']})"
+                     if r["seconds_to_target_mean"] is not None else f"— ({r['reached_target']})")
+        lines.append(f"| {arm} | {r['params']:,} | {r['best_val_mean']:.4f} ± "
+                     f"{r['best_val_std']:.4f} | {r['best_val_mean'] - base:+.4f} | {to_target} | "
+                     f"{r['tokens_per_s']:,} | {r['kv_bytes_per_token']:,} | "
+                     f"{r['kv_bytes_full']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for arm, r in results["arms"].items():
+        steps = [p["tokens"] for p in r["runs"][0]["curve"]]
+        vals = np.array([[p["val"] for p in run["curve"]] for run in r["runs"]])
+        line, = ax.plot(steps, vals.mean(axis=0), label=f"{arm} ({r['best_val_mean']:.3f})",
+                        linewidth=2.2 if arm in ("gpt2", "modern") else 1.2)
+        ax.fill_between(steps, vals.min(axis=0), vals.max(axis=0), color=line.get_color(),
+                        alpha=0.15)
+    ax.axhline(1.88, color="gray", linestyle=":", linewidth=1, label="1.88 (nanoGPT, CPU)")
+    ax.set_xlabel("training tokens")
+    ax.set_ylabel("val loss (nats per character)")
+    ax.set_ylim(top=min(2.6, ax.get_ylim()[1]))
+    ax.set_title("GPT-2 parts against their 2026 replacements (mean over seeds, band: min-max)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
+    p.add_argument("--quick", action="store_true", help="a few steps per arm (a smoke test)")
+    p.add_argument("--results", default=str(ex.RESULTS),
+                   help="where ablate.{json,md,png} go (default bench/results)")
+    p.add_argument("--runs", default=str(ex.ROOT / "runs" / "ablate"),
+                   help="where the runs' checkpoints go")
+    args = p.parse_args(argv)
+    device = ex.default_device(args.device)
+    s = settings(device, args.quick)
+    out, results_dir = Path(args.runs), Path(args.results)
+    if args.quick and results_dir.resolve() == ex.RESULTS.resolve():
+        results_dir = out  # a smoke test never replaces the measured results
+    started = time.perf_counter()
+    results = {"machine": ex.machine(device), "settings": s}
+    results["arms"] = ablate(s, ex.shakespeare(), device, out)
+    results["total_s"] = round(time.perf_counter() - started)
+    ex.write_json(results_dir / "ablate.json", results)
+    ex.write_atomically(results_dir / "ablate.md", table(results))
+    plot(results, results_dir / "ablate.png")
+    print(table(results))
+    print(f"{results['total_s']} s in all; written to {results_dir}/ablate.{{json,md,png}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(ex.harness.run_program(main))

@@ -1,0 +1,106 @@
+"""What `make ablate` and `make scaling` share: one training run through kata 12's `train`,
+measured, and the files the experiments write.
+
+A run is a model, a TrainConfig and a slice of tiny Shakespeare. It trains in this process
+with the same loop as `make train` (warmup-cosine AdamW, clipping, evaluation on the same
+batches of the validation split), and comes back as a dict: the val curve, the best val,
+the tokens per second of the training steps and the training seconds until the val loss
+first reached a target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import harness  # noqa: E402
+
+harness.use(harness.program_impl())
+
+import torch  # noqa: E402
+from shakespeare import TrainConfig, pick_device, split_data, train  # noqa: E402
+from tokenizer import CharTokenizer  # noqa: E402
+
+from data import fetch  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def shakespeare() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
+    """The tokenizer and the conventional 90/10 split of tiny Shakespeare, as token ids."""
+    text = fetch.require("tinyshakespeare.txt").read_text()
+    tokenizer = CharTokenizer(text)
+    train_ids, val_ids = split_data(text, tokenizer)
+    return tokenizer, train_ids, val_ids
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    """Parameters outside the token and position tables (Kaplan et al.'s N)."""
+    return sum(p.numel() for name, p in model.named_parameters()
+               if not name.startswith(("transformer.wte", "transformer.wpe")))
+
+
+def run(model: torch.nn.Module, cfg: TrainConfig, data, device: str,
+        target: float | None = None) -> dict:
+    """Train `model` with kata 12's loop and measure it. `data` is (tokenizer, train, val)."""
+    tokenizer, train_ids, val_ids = data
+    tokens_per_step = cfg.batch_size * model.config.block_size
+    clock = {"train_s": 0.0}
+    curve: list[dict] = []
+    speeds: list[float] = []
+
+    def log(event: dict) -> None:
+        if event["kind"] == "step":  # the step's own time, evaluations left out
+            speeds.append(event["tokens_per_s"])
+            clock["train_s"] += tokens_per_step / event["tokens_per_s"]
+        elif event["kind"] == "eval":
+            curve.append({"step": event["step"], "tokens": event["step"] * tokens_per_step,
+                          "train_s": round(clock["train_s"], 2),
+                          "val": round(event["val_loss"], 4)})
+
+    started = time.perf_counter()
+    train(model, tokenizer, train_ids, val_ids, cfg, device, log=log)
+    best = min(curve, key=lambda point: point["val"])
+    reached = [p for p in curve if target is not None and p["val"] <= target]
+    return {
+        "best_val": best["val"], "best_step": best["step"],
+        "tokens_per_s": round(statistics.median(speeds[10:] or speeds)),
+        "seconds_to_target": reached[0]["train_s"] if reached else None,
+        "train_s": round(clock["train_s"], 1),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "curve": curve,
+    }
+
+
+def machine(device: str) -> dict:
+    return {"device": device, "cpus": os.cpu_count(), "platform": platform.platform(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "impl": harness.program_impl(), "date": time.strftime("%Y-%m-%d")}
+
+
+def default_device(asked: str | None) -> str:
+    return asked or pick_device()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, results: dict) -> None:
+    write_atomically(path, json.dumps(results, indent=1) + "\n")
+
+
+def mean_and_spread(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
