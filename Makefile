@@ -36,15 +36,16 @@ help: ## list the targets
 
 # --- run the models -------------------------------------------------------------------
 
-train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 COMPILE=1 ARCH=gpt2|modern NPROC=n FSDP=1)
+train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 OVERWRITE=1 COMPILE=1 ARCH=gpt2|modern NPROC=n FSDP=1)
 	@$(PROGRAM_ENV) $(TRAINER) scripts/train.py $(call flag,PRESET,--preset) $(call flag,STEPS,--steps) \
 		$(call flag,ARCH,--arch) $(call yes,FSDP,--fsdp) \
 		$(call flag,BATCH,--batch) $(call flag,LR,--lr) $(call flag,DROPOUT,--dropout) \
 		$(call flag,EVAL_INTERVAL,--eval-interval) $(call flag,PATIENCE,--patience) \
 		$(call flag,SEED,--seed) $(call flag,OUT,--out) $(call flag,DEVICE,--device) \
-		$(call flag,THREADS,--threads) $(call yes,RESUME,--resume) $(call yes,COMPILE,--compile)
+		$(call flag,THREADS,--threads) $(call yes,RESUME,--resume) $(call yes,COMPILE,--compile) \
+		$(call yes,OVERWRITE,--overwrite)
 
-sample: setup ## make the trained GPT write (PROMPT= TEMPERATURE= TOP_K= TOP_P= N_TOKENS= SEED= SHOW_TOP=5 OUT= CHECKPOINT= ARCH=modern)
+sample: setup ## make the trained GPT write (PROMPT= TEMPERATURE= TOP_K=n|all TOP_P= N_TOKENS= SEED= SHOW_TOP=5 OUT= CHECKPOINT= ARCH=modern)
 	@$(PROGRAM_ENV) $(PY) scripts/sample.py $(call flag,OUT,--out) $(call flag,ARCH,--arch) \
 		$(call flag,CHECKPOINT,--checkpoint) $(call flag,PROMPT,--prompt) \
 		$(call flag,TEMPERATURE,--temperature) $(call flag,TOP_K,--top-k) \
@@ -63,7 +64,7 @@ test: setup ## run the katas in order; stop at the first one that fails
 kata: setup ## run one kata, every spec, verbosely: make kata K=03
 	@$(HARNESS) kata $(K)
 
-status: setup ## the progress table for every kata
+status: setup ## the progress table for every kata (cached: reruns only what changed)
 	@$(HARNESS) status
 
 hint: setup ## the next hint for a kata: make hint K=03 (RESET=1 starts over)
@@ -126,5 +127,5 @@ data: setup ## fetch and sha256-check names.txt and tinyshakespeare.txt (DATA_MI
 	@$(PY) -m data $(if $(DATA_MIRROR),--mirror $(DATA_MIRROR))
 
 clean: ## remove the venv, caches and run outputs (keeps data/ and your katas)
-	rm -rf $(VENV) .hints.json runs grade grade-class .ruff_cache .hypothesis
+	rm -rf $(VENV) .hints.json .status-cache.json runs grade grade-class .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

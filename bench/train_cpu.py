@@ -39,7 +39,7 @@ RESULTS = ROOT / "bench" / "results" / "train_cpu.json"
 def measure(preset: str, steps: int | None, threads: int | None, target: float) -> dict:
     out = ROOT / "runs" / f"bench-{preset}"
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--preset", preset,
-           "--device", "cpu", "--out", str(out), "--samples", "1"]
+           "--device", "cpu", "--out", str(out), "--samples", "1", "--overwrite"]
     if steps:
         cmd += ["--steps", str(steps)]
     if threads:

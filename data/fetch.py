@@ -10,6 +10,7 @@ file never stays where the katas read it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import urllib.error
@@ -81,6 +82,34 @@ def require(name: str, data_dir: Path = DATA_DIR) -> Path:
     return path
 
 
+def verified(name: str, data_dir: Path = DATA_DIR) -> Path:
+    """The path of a data file whose sha256 is the published one; a DataError otherwise.
+
+    The verdict is kept in data_dir/.verified.json by the file's size and modification time,
+    so only a new or changed file is hashed again (for the programs that train on it).
+    """
+    path = require(name, data_dir)
+    stat = path.stat()
+    seen_file = data_dir / ".verified.json"
+    try:
+        seen = json.loads(seen_file.read_text())
+    except (OSError, ValueError):
+        seen = {}
+    stamp = [stat.st_size, stat.st_mtime_ns, FILES[name].sha256]
+    if seen.get(name) == stamp:
+        return path
+    got = sha256_of(path)
+    if got != FILES[name].sha256:
+        raise DataError(f"{path} is corrupt or edited: its sha256 is {got}, expected "
+                        f"{FILES[name].sha256}. Delete it, then: {HOW_TO_FIX}")
+    seen[name] = stamp
+    try:
+        seen_file.write_text(json.dumps(seen))
+    except OSError:
+        pass  # a read-only data directory: hash again next time
+    return path
+
+
 def _verify_and_place(spec: DataFile, tmp: Path, dest: Path, source: str) -> None:
     got = sha256_of(tmp)
     if got != spec.sha256:
@@ -120,9 +149,13 @@ def fetch_one(name: str, data_dir: Path = DATA_DIR, mirror: Path | None = None,
                         open(tmp, "wb") as out:
                     shutil.copyfileobj(response, out)
             except (urllib.error.URLError, OSError) as err:
+                what = f"could not download {name} from {source}: {err}"
+                if dest.exists():  # the real problem is the local copy, not the network
+                    what = (f"{dest} is corrupt or edited (its sha256 is not the published "
+                            f"one), and a fresh copy could not be downloaded ({err})")
                 raise DataError(
-                    f"could not download {name} from {source}: {err}. Check your network, "
-                    f"or copy it from a directory that holds it: make data DATA_MIRROR=dir"
+                    f"{what}. Check your network, or copy it from a directory that holds "
+                    f"it: make data DATA_MIRROR=dir"
                 ) from err
             _verify_and_place(spec, tmp, dest, source)
     finally:

@@ -4,13 +4,15 @@
 
     test          run the katas in order; stop at the first one with a failing spec
     kata K        run one kata's specs, verbosely
-    status        the progress table for every kata, without stopping
+    status        the progress table for every kata, without stopping (a report: exit 0)
     hint K        the next hint for kata K (--reset starts over)
     watch         rerun `test` whenever a file under katas/ changes
     check         the repository's own verification (what CI runs)
 
 Each kata's specs run in a fresh pytest process with the `harness.report` plugin, which
-writes one JSON record per spec; everything below reads those records.
+writes one JSON record per spec; everything below reads those records. `test` and `status`
+skip what harness/status.py already knows: a kata still untouched since the hand-out is not
+run, and a kata whose files have not changed since its last run is read from the cache.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from harness import status
 from harness.katas import IMPLS, KATAS, ROOT, Kata, chosen_dirs, find_kata
 
 COLOR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -102,14 +105,76 @@ def run_kata(kata: Kata, impl: str, ref: str = "") -> Run:
 # --- test / status ---------------------------------------------------------------------
 
 
-def progress_line(kata: Kata, run: Run | None, note: str = "") -> str:
+class Ladder:
+    """Every kata's state as far as it is known without running anything: `todo[kata]`, the
+    functions still to write when it is an untouched stub (its specs are not run then), and
+    `cached(kata)`, its last results while nothing its specs read has changed."""
+
+    def __init__(self, args):
+        self.impl, self.ref = args.impl, args.ref
+        self.dirs = dict(zip(KATAS, chosen_dirs(args.impl, args.ref)))
+        self.cache = status.ResultCache()
+        env = status.environment()
+        self.todo = {k: status.not_started(k, d) for k, d in self.dirs.items()}
+        self.keys = {k: status.cache_key(k, list(self.dirs.values()), env)
+                     for k in KATAS if self.todo[k] is None}
+
+    def cached(self, kata: Kata) -> Run | None:
+        entry = self.cache.get(self.keys[kata]) if kata in self.keys else None
+        try:
+            return Run(**entry) if entry else None
+        except TypeError:  # written by another version of the harness: run again
+            return None
+
+    def run(self, kata: Kata) -> Run:
+        run = run_kata(kata, self.impl, self.ref)
+        if run.returncode in (0, 1) and run.records:  # not a crash, not a Ctrl-C
+            kept = [dict(r, longrepr=r["longrepr"][-4000:]) for r in run.records]
+            self.cache.put(self.keys[kata], asdict(replace(run, records=kept,
+                                                           output=run.output[-4000:])))
+        return run
+
+    def in_order(self):
+        """Yield (kata, run) in ladder order; run is None for an untouched stub. Katas not in
+        the cache run each in its own process; with cores to spare the next few run while the
+        caller reads; when the caller stops, no more start."""
+        to_run = [k for k in KATAS if k in self.keys and self.cached(k) is None]
+        workers = min(4, max(1, (os.cpu_count() or 1) - 1))
+        pool = ThreadPoolExecutor(workers)
+        futures = {k: pool.submit(self.run, k) for k in to_run[:workers]}
+        waiting = iter(to_run[workers:])
+        try:
+            for kata in KATAS:
+                if kata not in futures:
+                    yield kata, self.cached(kata)
+                    continue
+                run = futures.pop(kata).result()
+                following = next(waiting, None)
+                if following is not None:
+                    futures[following] = pool.submit(self.run, following)
+                self.cache.save()
+                yield kata, run
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.cache.save()
+
+
+def progress_line(kata: Kata, run: Run | None, todo: list[str] | None = None,
+                  note: str = "") -> str:
     label = f"{kata.number:02d} {kata.name:<12}"
     if run is None:
-        return dim(f"  ·  {label} {note}")
+        if todo is not None:
+            count = f"{len(todo)} function{'s' if len(todo) != 1 else ''}"
+            note = f"not started ({count} to write) {note}".rstrip()
+        return dim(f"  ·  {label} {note or 'not run yet: make status'}")
     if run.ok:
-        return green(f"  ✓  {label} {run.passed}/{run.total}")
-    started = "" if run.passed else "  (not started)"
-    return red(f"  ✗  {label} {run.passed}/{run.total}") + f"{started}  {note}"
+        return green(f"  ✓  {label} {run.passed}/{run.total}") + dim(note and f"  {note}")
+    return red(f"  ✗  {label} {run.passed}/{run.total}") + f"  {note}".rstrip()
+
+
+def first_line_if_unwritten(message: str) -> str:
+    """A NotImplementedError needs only its own line: not the example Hypothesis tried."""
+    return message.split("\n")[0] if message.startswith("NotImplementedError") else message
 
 
 def show_failures(kata: Kata, run: Run, impl: str, limit: int = 3) -> None:
@@ -123,8 +188,21 @@ def show_failures(kata: Kata, run: Run, impl: str, limit: int = 3) -> None:
         first = records[0]
         others = f"  (and {len(records) - 1} more like it)" if len(records) > 1 else ""
         print(red(f"✗ {first['name']}") + dim(others))
-        print(indent(first["message"] or first["longrepr"]))
+        print(indent(first_line_if_unwritten(first["message"] or first["longrepr"])))
         print()
+    show_where(kata, impl)
+
+
+def show_not_started(kata: Kata, todo: list[str], directory: Path, impl: str) -> None:
+    names = ", ".join(t.split(": ")[1] for t in todo[:4]) + (", ..." if len(todo) > 4 else "")
+    print(f"\nKata {kata.dirname} is not started: every function it asks for still raises "
+          f"NotImplementedError\n({names}). The first one says:\n")
+    print(indent("NotImplementedError: " + status.stub_message(kata, directory)))
+    print()
+    show_where(kata, impl)
+
+
+def show_where(kata: Kata, impl: str) -> None:
     modules = " ".join(str(p.relative_to(ROOT)) for p in kata.modules(impl))
     print(f"Edit:   {modules}")
     print(f"Lesson: katas/{kata.dirname}/README.md")
@@ -139,41 +217,41 @@ def indent(text: str, prefix: str = "    ", max_lines: int = 25) -> str:
     return "\n".join(prefix + line for line in lines)
 
 
-def runs_in_order(args):
-    """Yield (kata, run) in ladder order, each kata in its own process. With cores to spare,
-    the next few katas run while the caller reads; when the caller stops, no more start."""
-    workers = min(4, max(1, (os.cpu_count() or 1) - 1))
-    with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(run_kata, kata, args.impl, args.ref) for kata in KATAS[:workers]]
-        for i, kata in enumerate(KATAS):
-            yield kata, futures[i].result()
-            if i + workers < len(KATAS):
-                futures.append(pool.submit(run_kata, KATAS[i + workers], args.impl, args.ref))
-
-
 def cmd_test(args) -> int:
     print(f"gpt-katas: running your katas in order ({describe(args)})\n")
-    for i, (kata, run) in enumerate(runs_in_order(args)):
-        if run.ok:
+    ladder = Ladder(args)
+    for i, (kata, run) in enumerate(ladder.in_order()):
+        if run is not None and run.ok:
             print(progress_line(kata, run), flush=True)
             continue
-        print(progress_line(kata, run, "<- you are here"))
-        for later in KATAS[i + 1:]:
-            print(progress_line(later, None, f"(after {kata.dirname})"))
-        show_failures(kata, run, args.impl)
+        print(progress_line(kata, run, ladder.todo[kata], "<- you are here"))
+        for later in KATAS[i + 1:]:  # what is known of them without running anything
+            known = ladder.cached(later)
+            print(progress_line(later, known, ladder.todo[later], "(last run)" if known else ""))
+        if run is None:
+            show_not_started(kata, ladder.todo[kata], ladder.dirs[kata], args.impl)
+        else:
+            show_failures(kata, run, args.impl)
         return 1
     print(green(f"\nAll {len(KATAS)} katas pass. You built a GPT. Try `make train IMPL=katas`."))
     return 0
 
 
 def cmd_status(args) -> int:
+    """The table, and exit status 0: a report, not a verdict (`make test` is the verdict)."""
     print(f"gpt-katas status ({describe(args)})\n")
-    done = 0
-    for kata, run in runs_in_order(args):
-        done += run.ok
-        print(progress_line(kata, run), flush=True)
+    ladder = Ladder(args)
+    done, following = 0, None
+    for kata, run in ladder.in_order():
+        ok = run is not None and run.ok
+        done += ok
+        following = following or (None if ok else kata)
+        print(progress_line(kata, run, ladder.todo[kata]), flush=True)
     print(f"\n{done} of {len(KATAS)} katas done.")
-    return 0 if done == len(KATAS) else 1
+    if following:
+        print(f"Next: kata {following.dirname} (make kata K={following.number:02d}, "
+              f"lesson katas/{following.dirname}/README.md).")
+    return 0
 
 
 def cmd_kata(args) -> int:

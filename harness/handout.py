@@ -47,7 +47,8 @@ README_NOTE = """
 
 # When the repository is not a git work tree: what .gitignore keeps out of one.
 UNTRACKED = {".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache", ".ruff_cache",
-             ".ipynb_checkpoints", "build", "grade", "runs", ".hints.json"}
+             ".ipynb_checkpoints", "build", "grade", "runs", ".hints.json",
+             ".status-cache.json", ".verified.json"}
 
 
 def repository_files(root: Path = ROOT) -> list[str]:

@@ -12,6 +12,7 @@ two characters \\n stand for a newline.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -25,13 +26,14 @@ harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 import models  # noqa: E402  (scripts/models.py: gpt2 or modern)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from guards import ArgumentParser, read_checkpoint, refuse  # noqa: E402  (scripts/guards.py)
 from sampling import sample_next  # noqa: E402
-from shakespeare import load_checkpoint, pick_device  # noqa: E402
+from shakespeare import pick_device  # noqa: E402
 from train import default_preset, run_name  # noqa: E402  (the run directory train.py chose)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="run directory holding best.pt (default: runs/<preset for "
                    "this machine>)")
@@ -40,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "directory to read (the checkpoint itself says which model it holds)")
     p.add_argument("--prompt", default="\\n", help="text to continue (default: a newline)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = always the most likely")
-    p.add_argument("--top-k", type=int, default=40, help="keep the k most likely (0 = all)")
+    p.add_argument("--top-k", type=top_k, default=40, help="keep the k most likely "
+                   "(all: no top-k filter)")
     p.add_argument("--top-p", type=float, default=None, help="keep the smallest set with this "
                    "much probability (nucleus sampling)")
     p.add_argument("--n-tokens", type=int, default=500, help="characters to generate")
@@ -49,6 +52,27 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "characters at every step")
     p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
     return p.parse_args(argv)
+
+
+def top_k(text: str) -> int | None:
+    """TOP_K: a whole number of characters to keep, or "all" (None: no filter)."""
+    return None if text.strip().lower() in ("all", "none") else int(text)
+
+
+def validate_settings(args: argparse.Namespace) -> None:
+    """Every sampling setting, checked before the model loads; one line for the first bad one."""
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        refuse(f"TEMPERATURE={args.temperature} cannot be used: give 0 (always the likeliest) "
+               "or more, such as 0.8")
+    if args.top_k is not None and args.top_k < 1:
+        refuse(f"TOP_K={args.top_k} would keep no character: give 1 or more, such as 40, or "
+               "TOP_K=all for no top-k filter")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        refuse(f"TOP_P={args.top_p} cannot be used: give a probability in (0, 1], such as 0.9 "
+               "(1 keeps every character)")
+    for variable, value in (("N_TOKENS", args.n_tokens), ("SHOW_TOP", args.show_top)):
+        if value < 0:
+            refuse(f"{variable}={value} cannot be used: give 0 or more")
 
 
 def shown(ch: str) -> str:
@@ -66,7 +90,7 @@ def sample_with_table(model, tokenizer, idx, args, generator) -> torch.Tensor:
         logits = logits[:, -1, :]
         probs = F.softmax(logits / args.temperature if args.temperature > 0 else logits, dim=-1)
         top = torch.topk(probs[0], min(args.show_top, probs.shape[-1]))
-        nxt = sample_next(logits, args.temperature, args.top_k or None, args.top_p, generator)
+        nxt = sample_next(logits, args.temperature, args.top_k, args.top_p, generator)
         chosen = tokenizer.decode([int(nxt)])
         candidates = "  ".join(f"{shown(tokenizer.decode([int(i)])):>2} {float(p):.3f}"
                                for p, i in zip(top.values, top.indices, strict=True))
@@ -77,6 +101,7 @@ def sample_with_table(model, tokenizer, idx, args, generator) -> torch.Tensor:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    validate_settings(args)
     device = args.device or pick_device()
     if args.checkpoint:
         path = Path(args.checkpoint)
@@ -85,12 +110,14 @@ def main(argv=None) -> int:
         run = run_name(preset, args.arch)
         path = (Path(args.out) if args.out else ROOT / "runs" / run) / "best.pt"
     try:
-        model, tokenizer = models.model_from_checkpoint(load_checkpoint(path), device)
+        checkpoint = read_checkpoint(path, "Train again (make train), or point CHECKPOINT= "
+                                           "at another checkpoint")
     except FileNotFoundError as err:
         arch = " ARCH=modern" if args.arch == "modern" else ""
         print(f"{err}\n(`make train{arch}` writes it; with `make sample OUT=dir` you choose the "
               "run directory)", file=sys.stderr)
         return 2
+    model, tokenizer = models.model_from_checkpoint(checkpoint, device)
 
     prompt = args.prompt.replace("\\n", "\n")
     try:
@@ -104,11 +131,7 @@ def main(argv=None) -> int:
         print("PROMPT is empty: give at least one character (\\n is a good start)",
               file=sys.stderr)
         return 2
-    if args.temperature < 0:
-        print(f"TEMPERATURE must be >= 0, got {args.temperature}", file=sys.stderr)
-        return 2
 
-    top_k = args.top_k or None
     generator = torch.Generator(device=device).manual_seed(args.seed)
     idx = torch.tensor([ids], dtype=torch.long, device=device)
     with torch.no_grad():
@@ -117,7 +140,7 @@ def main(argv=None) -> int:
                 out = sample_with_table(model, tokenizer, idx, args, generator)
             else:
                 out = models.generate(model, idx, args.n_tokens, temperature=args.temperature,
-                                      top_k=top_k, top_p=args.top_p, generator=generator)
+                                      top_k=args.top_k, top_p=args.top_p, generator=generator)
         except ValueError as err:  # the sampler's check of temperature / top-k / top-p
             print(f"bad sampling setting: {err}", file=sys.stderr)
             return 2

@@ -6,13 +6,16 @@ IMPL=katas` trains your own code). A preset is a file in configs/; flags overrid
     python scripts/train.py                       # the preset for this machine
     python scripts/train.py --preset small --steps 2000 --lr 6e-4
     python scripts/train.py --resume              # continue runs/<preset>/last.pt exactly
+    python scripts/train.py --overwrite           # start over in a directory that holds a run
     python scripts/train.py --arch modern         # kata 16's model at the same size
     torchrun --nproc_per_node=4 scripts/train.py  # the same run, data-parallel on 4 GPUs
     torchrun --nproc_per_node=4 scripts/train.py --fsdp  # ... with the model sharded (FSDP2)
 
 Writes to the run directory (runs/<preset>, runs/<preset>-modern, or --out): best.pt,
 last.pt, metrics.csv, loss.png and config.json. Ctrl-C saves last.pt and exits; a second
-Ctrl-C aborts.
+Ctrl-C aborts. Every setting is checked before anything is written; a run never replaces
+another run's checkpoints unless --overwrite says so, and --resume continues a run with its
+own settings (the changes given are recorded).
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ import models  # noqa: E402  (scripts/models.py: gpt2 or modern)
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from gpt import PRESETS  # noqa: E402
+from guards import (  # noqa: E402  (scripts/guards.py: every check before a run starts)
+    ArgumentParser,
+    given_settings,
+    prepare_run_directory,
+    validate_settings,
+    verified_data,
+)
 from shakespeare import (  # noqa: E402
     TrainConfig,
     TrainingDiverged,
@@ -47,8 +57,6 @@ from shakespeare import (  # noqa: E402
     train,
 )
 from tokenizer import CharTokenizer  # noqa: E402
-
-from data import fetch  # noqa: E402
 
 CONFIGS = ROOT / "configs"
 METRIC_COLUMNS = ["kind", "step", "elapsed_s", "loss", "val_loss", "lr", "grad_norm",
@@ -60,7 +68,7 @@ def presets() -> list[str]:
 
 
 def default_preset(device: str) -> str:
-    """A GPU trains the ~10.8M-parameter model; a CPU a small one that finishes in minutes."""
+    """A GPU trains the 10.7M-parameter model; a CPU a small one that finishes in minutes."""
     return "cpu" if device == "cpu" else "medium"
 
 
@@ -82,7 +90,7 @@ def load_preset(name: str) -> tuple[dict, dict]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", help=f"one of the files in configs/ (default: medium on a GPU, "
                    f"cpu on a CPU); known: {', '.join(presets())}")
@@ -103,6 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", help="run directory (default: runs/<preset>, with -modern for "
                    "--arch modern)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="start a new run in a directory "
+                   "that holds one, replacing its checkpoints")
     p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
@@ -225,6 +235,7 @@ def print_samples(best: Path, device: str, count: int, seed: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    validate_settings(args)
     distributed = "RANK" in os.environ  # started by torchrun
     if args.fsdp and not distributed:
         print("--fsdp (FSDP=1) shards the model over several processes: start them with "
@@ -266,13 +277,10 @@ def main(argv=None) -> int:
     unknown = set(train_fields) - known
     if unknown:
         raise SystemExit(f"configs/{preset}.json: unknown train settings {sorted(unknown)}")
-    cfg = TrainConfig(**train_fields)
-    if args.resume and not (out_dir / "last.pt").is_file():
-        print(f"cannot resume: no checkpoint at {out_dir / 'last.pt'} (train without RESUME "
-              "first, or give the run's OUT=dir)", file=sys.stderr)
-        return 2
+    cfg, resumes = prepare_run_directory(args, out_dir, TrainConfig(**train_fields),
+                                         model_fields, rank)
 
-    text = fetch.require("tinyshakespeare.txt").read_text()
+    text = verified_data("tinyshakespeare.txt").read_text()
     tokenizer = CharTokenizer(text)
     train_ids, val_ids = split_data(text, tokenizer)
     model_fields["vocab_size"] = tokenizer.vocab_size
@@ -285,7 +293,8 @@ def main(argv=None) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(
             {"preset": preset, "model": model_fields, "train": asdict(cfg),
-             "impl": harness.program_impl()}, indent=2) + "\n")
+             "impl": harness.program_impl(),
+             **({"changed_on_resume": resumes} if resumes else {})}, indent=2) + "\n")
         world = dist.get_world_size() if distributed else 1
         print(f"preset {preset} on {device}{f' x {world} processes' if world > 1 else ''}: "
               f"{model.num_params() / 1e6:.2f}M parameters ({models.describe(model)}"
@@ -334,7 +343,7 @@ def main(argv=None) -> int:
     if result["stopped"] == "asked":
         print(f"continue with: make train RESUME=1{f' PRESET={preset}' if args.preset else ''}"
               f"{' ARCH=modern' if args.arch == 'modern' else ''}"
-              f"{f' OUT={args.out}' if args.out else ''}")
+              f"{f' OUT={args.out}' if args.out else ''}{given_settings(args)}")
     elif args.samples > 0 and (out_dir / "best.pt").exists():
         print_samples(out_dir / "best.pt", device, args.samples, cfg.seed)
     return code

@@ -2,6 +2,7 @@
 
 import hashlib
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -130,3 +131,29 @@ def test_command_line_fails_with_the_reason(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "data step failed" in proc.stderr and "has no names.txt" in proc.stderr
+
+
+def test_verified_rejects_a_same_size_edit_and_remembers_a_good_file(good_mirror, tmp_path,
+                                                                     monkeypatch):
+    path = fetch.fetch_one("names.txt", tmp_path, good_mirror)
+    assert fetch.verified("names.txt", tmp_path) == path
+    hashed = []
+    monkeypatch.setattr(fetch, "sha256_of", lambda p: hashed.append(p) or NAMES.sha256)
+    assert fetch.verified("names.txt", tmp_path) == path and hashed == []  # remembered
+    monkeypatch.undo()
+    edited = path.read_bytes()
+    stamp = path.stat().st_mtime_ns
+    path.write_bytes(b"E" + edited[1:])  # the same size: a size check alone would pass it
+    os.utime(path, ns=(stamp + 10**9, stamp + 10**9))  # an edit a second later, on any clock
+    with pytest.raises(fetch.DataError) as info:
+        fetch.verified("names.txt", tmp_path)
+    assert "corrupt or edited" in str(info.value) and "make data" in str(info.value)
+
+
+def test_offline_a_corrupt_local_file_is_reported_as_corrupt(good_mirror, tmp_path):
+    path = fetch.fetch_one("names.txt", tmp_path, good_mirror)
+    path.write_bytes(b"E" + path.read_bytes()[1:])
+    with pytest.raises(fetch.DataError) as info:
+        fetch.fetch_one("names.txt", tmp_path, url="http://127.0.0.1:9/names.txt", timeout=5)
+    message = str(info.value)
+    assert message.startswith(f"{path} is corrupt or edited") and "DATA_MIRROR" in message

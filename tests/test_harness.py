@@ -1,5 +1,6 @@
 """The harness: kata discovery, implementation selection, and the learner's loop end to end."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import katas
+from harness import katas, status
 
 ROOT = katas.ROOT
 
@@ -94,12 +95,72 @@ def harness_cmd(sandbox: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env={"PATH": "", "NO_COLOR": "1"})
 
 
+def start_writing(module: Path) -> None:
+    """What a learner does first: put a line of their own into the module's first stub."""
+    first = next(iter(status.bare_stubs(module).values()))
+    lines = module.read_text().splitlines(keepends=True)
+    raise_line = first.body[-1].lineno - 1
+    indent = lines[raise_line][: len(lines[raise_line]) - len(lines[raise_line].lstrip())]
+    lines.insert(raise_line, f"{indent}started = True  # noqa: F841\n")
+    module.write_text("".join(lines))
+
+
 def test_make_test_names_the_kata_the_spec_and_the_file(sandbox):
+    start_writing(sandbox / "katas/01_value/value.py")
     proc = harness_cmd(sandbox, "test")
     assert proc.returncode == 1
     assert "01 value" in proc.stdout and "<- you are here" in proc.stdout
     assert "✗ test_worked_example" in proc.stdout
     assert "Edit:   katas/01_value/value.py" in proc.stdout
+
+
+def test_an_untouched_kata_shows_its_stub_message_once_without_running(sandbox):
+    proc = harness_cmd(sandbox, "test")
+    assert proc.returncode == 1 and "not started (16 functions to write)" in proc.stdout
+    assert proc.stdout.count("Value.__init__: store data") == 1, proc.stdout
+    assert "Failing test case" not in proc.stdout and "specs fail" not in proc.stdout
+    assert not (sandbox / ".status-cache.json").exists()  # nothing ran, nothing to keep
+    proc = harness_cmd(sandbox, "status")
+    assert proc.returncode == 0, proc.stdout  # a report, not a verdict: no "make: *** Error"
+    assert "0 of 1 katas done" in proc.stdout and "Next: kata 01_value" in proc.stdout
+
+
+def test_status_reuses_results_until_a_file_the_specs_read_changes(sandbox):
+    cache = sandbox / ".status-cache.json"
+    solutions = ("--impl", "solutions", "status")
+    assert "✓  01 value        39/39" in harness_cmd(sandbox, *solutions).stdout
+    (key, run), = json.loads(cache.read_text()).items()
+    run["records"][0]["outcome"] = "failed"  # mark the stored result: is it read back?
+    cache.write_text(json.dumps({key: run}))
+    assert "✗  01 value        38/39" in harness_cmd(sandbox, *solutions).stdout
+    for changed in ("katas/01_value/test_value.py", "solutions/01_value/value.py"):
+        path = sandbox / changed
+        path.write_text(path.read_text() + "\n# an edit\n")
+        proc = harness_cmd(sandbox, *solutions)
+        assert "✓  01 value        39/39" in proc.stdout, f"{changed} changed:\n{proc.stdout}"
+        run["records"][0]["outcome"] = "failed"
+        cache.write_text(json.dumps({k: run for k in json.loads(cache.read_text())}))
+
+
+def test_a_kata_s_cache_key_covers_the_katas_it_imports_from_where_they_are_taken():
+    attention = katas.find_kata("05")
+    names = [p.relative_to(ROOT).as_posix()
+             for p in status.spec_inputs(attention, katas.chosen_dirs("katas", "1"))]
+    assert {"katas/05_attention/test_attention.py", "katas/05_attention/attention.py",
+            "katas/04_mlp/mlp.py", "solutions/01_value/value.py", "conftest.py"} <= set(names)
+    assert "katas/01_value/value.py" not in names and "katas/06_block/block.py" not in names
+    env = status.environment()
+    assert status.cache_key(attention, katas.chosen_dirs("katas", "1"), env) != \
+        status.cache_key(attention, katas.chosen_dirs("katas", ""), env)
+
+
+@pytest.mark.parametrize("kata", katas.KATAS, ids=str)
+def test_the_recorded_stubs_are_the_handouts(kata):
+    recorded = json.loads(status.STUBS.read_text()).get(kata.dirname)
+    assert recorded == status.stubs_as_handed_out(kata.path()), (
+        f"harness/stubs.json does not list what katas/{kata.dirname} leaves to write, so "
+        f"`make status` cannot tell that kata's untouched stub: run "
+        f"`python -m harness.status --record-stubs`")
 
 
 def test_a_solved_kata_is_reported_done(sandbox):

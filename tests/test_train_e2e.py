@@ -4,6 +4,8 @@ and a 2-process DistributedDataParallel run (gloo, CPU) matches a single-process
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import signal
 import subprocess
@@ -92,11 +94,18 @@ def test_ctrl_c_saves_and_resume_continues(tmp_path, shakespeare_path):
         proc.kill()
     assert proc.returncode == 0, err[-3000:]
     assert "interrupted at step" in out and "RESUME=1" in out, out
+    hint = out.split("continue with: ")[1].splitlines()[0]
+    for setting in ("RESUME=1", f"OUT={tmp_path}", "STEPS=100000", "BATCH=4", "SEED=3"):
+        assert setting in hint.split(), f"the hint drops {setting}: {hint}"
     stopped_at = torch.load(tmp_path / "last.pt", weights_only=True)["state"]["step"]
     assert stopped_at >= 5
     done = _run("train.py", *QUICK, "--steps", str(stopped_at + 2), "--eval-interval", "5",
                 "--out", str(tmp_path), "--samples", "0", "--resume")
     assert f"resumed at step {stopped_at}" in done.stdout, done.stdout
+    assert f"max_steps 100000 -> {stopped_at + 2}" in done.stdout, done.stdout  # said, and kept:
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["changed_on_resume"] == [{"step": stopped_at,
+                                            "max_steps": [100000, stopped_at + 2]}], config
     assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["step"] == stopped_at + 2
 
 
@@ -105,6 +114,102 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
                 check=False)
     assert done.returncode == 2 and "no checkpoint" in done.stderr, done.stderr
     assert not (tmp_path / "metrics.csv").exists()
+
+
+# Each bad setting or damaged file is refused before anything runs: many cases go through one
+# Python process (one torch import), each calling the script's main() with its arguments.
+REFUSALS = """
+import contextlib, io, json, sys
+sys.path.insert(0, "scripts")
+import {script} as script
+results = []
+for args in json.loads(sys.stdin.read()):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = script.main(args)
+        except SystemExit as exit:
+            code = exit.code
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def _refusals(script: str, cases: list[list[str]]) -> list[tuple[int, str, str]]:
+    done = subprocess.run([sys.executable, "-c", REFUSALS.format(script=script)], cwd=ROOT,
+                          env=_env(), input=json.dumps(cases), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [tuple(r) for r in json.loads(done.stdout.splitlines()[-1])]
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"not one error line:\n{err}"
+    assert "Traceback" not in err and "weights_only=False" not in err, err
+    return lines[0]
+
+
+BAD_TRAINING = [("--steps", "0", "STEPS=0"), ("--steps", "-3", "STEPS=-3"),
+                ("--batch", "0", "BATCH=0"), ("--lr", "-1", "LR=-1"), ("--lr", "0", "LR=0"),
+                ("--eval-interval", "0", "EVAL_INTERVAL=0"), ("--dropout", "1", "DROPOUT=1"),
+                ("--patience", "-1", "PATIENCE=-1"), ("--eval-iters", "0", "--eval-iters=0"),
+                ("--steps", "abc", "argument --steps: invalid int value: 'abc'")]
+BAD_SAMPLING = [("--top-k", "0", "TOP_K=0"), ("--top-p", "0", "TOP_P=0"),
+                ("--top-p", "1.5", "TOP_P=1.5"), ("--temperature", "-1", "TEMPERATURE=-1"),
+                ("--temperature", "nan", "TEMPERATURE=nan"), ("--n-tokens", "-1", "N_TOKENS=-1"),
+                ("--top-k", "few", "argument --top-k: invalid top_k value: 'few'")]
+
+
+def test_every_bad_setting_is_refused_in_one_line_before_anything_is_written(tmp_path):
+    run = tmp_path / "run"
+    results = _refusals("train", [[*QUICK, flag, value, "--out", str(run)]
+                                  for flag, value, _ in BAD_TRAINING])
+    for (code, _, err), (_, _, named) in zip(results, BAD_TRAINING, strict=True):
+        assert code == 2 and _one_line(err).startswith(f"error: {named}"), err
+    assert not run.exists()
+    results = _refusals("sample", [["--out", str(run), flag, value]
+                                   for flag, value, _ in BAD_SAMPLING])
+    for (code, _, err), (_, _, named) in zip(results, BAD_SAMPLING, strict=True):
+        assert code == 2 and _one_line(err).startswith(f"error: {named}"), err
+
+
+def test_no_run_replaces_or_silently_changes_another(run_dir):
+    before = {name: (run_dir / name).read_bytes() for name in ("best.pt", "last.pt")}
+    new_run, finished, dropout = _refusals("train", [
+        [*QUICK, "--steps", "2", "--out", str(run_dir)],
+        [*QUICK, "--out", str(run_dir), "--resume"],
+        [*QUICK, "--out", str(run_dir), "--resume", "--steps", "9", "--dropout", "0.5"],
+    ])
+    assert "already holds a run" in _one_line(new_run[2]) and "OVERWRITE=1" in new_run[2]
+    assert "at step 4 already" in _one_line(finished[2]) and "STEPS above 4" in finished[2]
+    assert "DROPOUT=0.5" in _one_line(dropout[2])
+    assert all(code == 2 for code, _, _ in (new_run, finished, dropout))
+    assert before == {name: (run_dir / name).read_bytes() for name in before}
+
+
+def test_a_damaged_checkpoint_is_named_with_what_to_do(run_dir, tmp_path):
+    whole = (run_dir / "best.pt").read_bytes()
+    unsafe = tmp_path / "unsafe.pt"  # loading it in full would run code (argparse.Namespace)
+    torch.save({"model": {}, "model_config": {}, "note": argparse.Namespace(a=1)}, unsafe)
+    files = {"empty.pt": b"", "cut.pt": whole[: len(whole) // 2], "text.pt": b"not a model\n"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    names = [*files, "unsafe.pt"]
+    results = _refusals("sample", [["--checkpoint", str(tmp_path / n)] for n in names])
+    for name, (code, _, err) in zip(names, results, strict=True):
+        line = _one_line(err)
+        assert code == 2 and f"{tmp_path / name} is damaged" in line and "make train" in line
+    assert "empty (0 bytes)" in results[0][2] and "could run code" in results[3][2]
+
+    resumed = tmp_path / "run"
+    resumed.mkdir()
+    (resumed / "last.pt").write_bytes(whole[:1000])
+    (resumed / ".last.pt.4242.tmp").write_bytes(whole[:10])  # left by a kill mid-save
+    (code, out, err), = _refusals("train", [[*QUICK, "--out", str(resumed), "--resume"]])
+    assert code == 2 and f"{resumed / 'last.pt'} is damaged" in _one_line(err)
+    assert "best.pt" in err  # what to do: resume from the best evaluation
+    assert not (resumed / ".last.pt.4242.tmp").exists() and "partial checkpoint" in out
 
 
 @pytest.mark.slow

@@ -159,7 +159,7 @@ print(tokenizer.decode(out[0].tolist()))
 #
 # `make train` writes `runs/<preset>/metrics.csv` (one row per step and per evaluation) and
 # `best.pt`. If there are runs, this cell draws the one with the best val loss and samples
-# from its best checkpoint. On the full data and a GPU, the 10.8M-parameter model's val loss
+# from its best checkpoint. On the full data and a GPU, the 10.7M-parameter model's val loss
 # bottoms out around 1.5–1.6 after 1,500–2,500 steps and then rises: the same picture as
 # above, at scale.
 
