@@ -21,7 +21,7 @@ PROGRAM_ENV := $(if $(call given,IMPL),GPT_KATAS_IMPL=$(IMPL)) $(if $(REF),GPT_K
 
 .DEFAULT_GOAL := help
 .PHONY: help train sample microgpt test kata status hint watch grade handout \
-	check notebooks bench lint setup data clean
+	check notebooks bench tokenizers lint setup data clean
 
 help: ## list the targets
 	@echo "gpt-katas: build a GPT from scratch, one tested idea at a time."
@@ -33,12 +33,13 @@ help: ## list the targets
 
 # --- run the models -------------------------------------------------------------------
 
-train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 COMPILE=1)
+train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 COMPILE=1 TOKENIZER=char|bpe BPE_VOCAB=768)
 	@$(PROGRAM_ENV) $(PY) scripts/train.py $(call flag,PRESET,--preset) $(call flag,STEPS,--steps) \
 		$(call flag,BATCH,--batch) $(call flag,LR,--lr) $(call flag,DROPOUT,--dropout) \
 		$(call flag,EVAL_INTERVAL,--eval-interval) $(call flag,PATIENCE,--patience) \
 		$(call flag,SEED,--seed) $(call flag,OUT,--out) $(call flag,DEVICE,--device) \
-		$(call flag,THREADS,--threads) $(call yes,RESUME,--resume) $(call yes,COMPILE,--compile)
+		$(call flag,THREADS,--threads) $(call yes,RESUME,--resume) $(call yes,COMPILE,--compile) \
+		$(call flag,TOKENIZER,--tokenizer) $(call flag,BPE_VOCAB,--bpe-vocab)
 
 sample: setup ## make the trained GPT write (PROMPT= TEMPERATURE= TOP_K= TOP_P= N_TOKENS= SEED= SHOW_TOP=5 OUT= CHECKPOINT=)
 	@$(PROGRAM_ENV) $(PY) scripts/sample.py $(call flag,OUT,--out) \
@@ -91,6 +92,10 @@ notebooks: setup data ## run the lesson notebooks against the solutions (nbval)
 bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
+	@$(PROGRAM_ENV) $(PY) bench/bpe_train.py
+
+tokenizers: setup data ## the same GPT on characters and on BPE, compared in bits per character (QUICK=1)
+	@$(PROGRAM_ENV) nice $(PY) bench/tokenizers.py $(call yes,QUICK,--quick)
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .

@@ -24,8 +24,8 @@ harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from sampling import generate, sample_next  # noqa: E402
-from shakespeare import load_checkpoint, model_from_checkpoint, pick_device  # noqa: E402
-from train import default_preset  # noqa: E402  (the run directory train.py chose)
+from shakespeare import pick_device  # noqa: E402
+from train import default_preset, load_trained  # noqa: E402  (train.py's run directory)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,7 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--top-k", type=int, default=40, help="keep the k most likely (0 = all)")
     p.add_argument("--top-p", type=float, default=None, help="keep the smallest set with this "
                    "much probability (nucleus sampling)")
-    p.add_argument("--n-tokens", type=int, default=500, help="characters to generate")
+    p.add_argument("--n-tokens", type=int, default=500, help="tokens to generate (characters, "
+                   "or BPE tokens of a few characters each)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--show-top", type=int, default=0, help="print the N most likely next "
                    "characters at every step")
@@ -47,9 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def shown(ch: str) -> str:
-    """A character made visible in a table: a space as ␣, a newline as \\n."""
-    return {" ": "␣", "\n": "\\n"}.get(ch, ch)
+def shown(token: str) -> str:
+    """A token (a character, or a BPE token's few) made visible: spaces as ␣, newlines as \\n."""
+    return token.replace(" ", "␣").replace("\n", "\\n")
 
 
 def sample_with_table(model, tokenizer, idx, args, generator) -> torch.Tensor:
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
         preset = default_preset(torch.device(device).type)
         path = (Path(args.out) if args.out else ROOT / "runs" / preset) / "best.pt"
     try:
-        model, tokenizer = model_from_checkpoint(load_checkpoint(path), device)
+        model, tokenizer = load_trained(path, device)
     except FileNotFoundError as err:
         print(f"{err}\n(with `make sample OUT=dir` you choose the run directory)", file=sys.stderr)
         return 2

@@ -94,6 +94,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     p.add_argument("--samples", type=int, default=2, help="samples printed at the end")
+    p.add_argument("--tokenizer", choices=("char", "bpe"), default="char",
+                   help="characters (kata 02) or byte-level BPE (kata 17)")
+    p.add_argument("--bpe-vocab", type=int, default=256 + 512,
+                   help="BPE vocabulary size, the 256 bytes included (default 768)")
     return p.parse_args(argv)
 
 
@@ -199,8 +203,45 @@ def plot_losses(metrics: Path, png: Path) -> None:
     plt.close(fig)
 
 
+def make_tokenizer(kind: str, text: str, bpe_vocab: int):
+    """Characters (kata 02), or byte-level BPE (kata 17) learned from the train split only."""
+    if kind == "char":
+        return CharTokenizer(text)
+    from bpe import BPETokenizer
+
+    if bpe_vocab < 256:
+        raise SystemExit(f"BPE_VOCAB={bpe_vocab}: a byte-level BPE vocabulary holds the 256 "
+                         "bytes and then the merges; give 256 or more (e.g. BPE_VOCAB=768)")
+    print(f"learning {bpe_vocab - 256} BPE merges from the train split...", flush=True)
+    return BPETokenizer.train(text[: int(len(text) * 0.9)], bpe_vocab)
+
+
+def encode_splits(text: str, tokenizer):
+    """Train and val ids: kata 12's split_data for characters; for BPE the text is split at
+    90% of its characters first, as the merges were learned, and each side is encoded."""
+    if isinstance(tokenizer, CharTokenizer):
+        return split_data(text, tokenizer)
+    n_train = int(len(text) * 0.9)
+    return (torch.tensor(tokenizer.encode(text[:n_train]), dtype=torch.long),
+            torch.tensor(tokenizer.encode(text[n_train:]), dtype=torch.long))
+
+
+def load_trained(path: Path, device: str):
+    """(model, tokenizer) from a checkpoint: kata 12's model_from_checkpoint, whose tokenizer
+    is characters; a checkpoint whose tokenizer has "kind": "bpe" gets kata 17's instead."""
+    checkpoint = load_checkpoint(path)
+    saved = checkpoint["tokenizer"]
+    if saved.get("kind") != "bpe":
+        return model_from_checkpoint(checkpoint, device)
+    from bpe import BPETokenizer
+
+    model = GPT(GPTConfig(**checkpoint["model_config"]))
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval(), BPETokenizer.from_dict(saved)
+
+
 def print_samples(best: Path, device: str, count: int, seed: int) -> None:
-    model, tokenizer = model_from_checkpoint(load_checkpoint(best), device)
+    model, tokenizer = load_trained(best, device)
     generator = torch.Generator(device=device).manual_seed(seed)
     start = torch.tensor([tokenizer.encode("\n")], dtype=torch.long, device=device)
     for i in range(count):
@@ -254,8 +295,8 @@ def main(argv=None) -> int:
         return 2
 
     text = fetch.require("tinyshakespeare.txt").read_text()
-    tokenizer = CharTokenizer(text)
-    train_ids, val_ids = split_data(text, tokenizer)
+    tokenizer = make_tokenizer(args.tokenizer, text, args.bpe_vocab)
+    train_ids, val_ids = encode_splits(text, tokenizer)
     model_fields["vocab_size"] = tokenizer.vocab_size
     torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
     model = GPT(GPTConfig(**model_fields))
@@ -270,7 +311,8 @@ def main(argv=None) -> int:
         print(f"preset {preset} on {device}{f' x {world} processes' if world > 1 else ''}: "
               f"{model.num_params() / 1e6:.2f}M parameters ({model_fields['n_layer']} layers, "
               f"{model_fields['n_head']} heads, {model_fields['n_embd']} dims, block "
-              f"{model_fields['block_size']}, dropout {model_fields['dropout']}); batch "
+              f"{model_fields['block_size']}, dropout {model_fields['dropout']}, vocabulary "
+              f"{tokenizer.vocab_size}); batch "
               f"{cfg.batch_size}, lr {cfg.lr:g} -> {cfg.min_lr:g}, {cfg.max_steps} steps; "
               f"run directory {out_dir}", flush=True)
         log = RunLog(out_dir, cfg)

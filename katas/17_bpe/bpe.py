@@ -113,7 +113,7 @@ class BPETokenizer:
     @classmethod
     def from_dict(cls, d: dict) -> BPETokenizer:
         """The tokenizer that to_dict described; any other dict is a ValueError."""
-        raise NotImplementedError(f"BPETokenizer.from_dict: check the kind, then cls(...); {LESSON}")
+        raise NotImplementedError(f"BPETokenizer.from_dict: check the kind, then cls; {LESSON}")
 
     def save(self, path: str | Path) -> None:
         """Write to_dict() to path as JSON."""
