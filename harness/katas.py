@@ -41,7 +41,7 @@ class Kata:
 def is_module(path: Path) -> bool:
     """A file the learner writes: a .py in a kata directory that is not a spec."""
     return (path.suffix == ".py" and not path.name.startswith("test_")
-            and path.name not in ("conftest.py", "__init__.py"))
+            and path.name not in ("conftest.py", "__init__.py", "notebook.py"))
 
 
 def discover(root: Path = ROOT) -> list[Kata]:
