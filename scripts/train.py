@@ -226,6 +226,16 @@ def encode_splits(text: str, tokenizer):
             torch.tensor(tokenizer.encode(text[n_train:]), dtype=torch.long))
 
 
+def check_resume_tokenizer(last: Path, tokenizer) -> None:
+    """A run resumes only with the tokenizer it was trained with."""
+    saved = load_checkpoint(last)["tokenizer"]
+    if saved != tokenizer.to_dict():
+        was = (f"TOKENIZER=bpe BPE_VOCAB={256 + len(saved['merges'])}"
+               if saved.get("kind") == "bpe" else "TOKENIZER=char")
+        raise SystemExit(f"cannot resume {last}: it was trained with {was}; resume with the "
+                         "same setting, or train into a new OUT=dir")
+
+
 def load_trained(path: Path, device: str):
     """(model, tokenizer) from a checkpoint: kata 12's model_from_checkpoint, whose tokenizer
     is characters; a checkpoint whose tokenizer has "kind": "bpe" gets kata 17's instead."""
@@ -296,6 +306,8 @@ def main(argv=None) -> int:
 
     text = fetch.require("tinyshakespeare.txt").read_text()
     tokenizer = make_tokenizer(args.tokenizer, text, args.bpe_vocab)
+    if args.resume:
+        check_resume_tokenizer(out_dir / "last.pt", tokenizer)
     train_ids, val_ids = encode_splits(text, tokenizer)
     model_fields["vocab_size"] = tokenizer.vocab_size
     torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
