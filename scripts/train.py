@@ -194,7 +194,7 @@ def plot_losses(metrics: Path, png: Path) -> None:
     ax.plot([int(best["step"])], [float(best["val_loss"])], "*", color="red", markersize=14,
             label=f"best val {float(best['val_loss']):.4f} at step {best['step']}")
     ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats per character)")
+    ax.set_ylabel("cross-entropy (nats per token)")
     ax.set_title(f"tiny Shakespeare: {png.parent.name}")
     ax.legend()
     ax.grid(alpha=0.3)

@@ -350,14 +350,25 @@ def test_an_unknown_id_is_a_clear_error():
 
 
 def test_bad_settings_are_clear_errors():
-    with pytest.raises(ValueError):
-        BPETokenizer.train("abc", 100)
-    with pytest.raises(ValueError):
-        BPETokenizer.train("abc", 256, [EOT])  # no room for the special token
-    with pytest.raises(TypeError):
-        BPETokenizer.train(["to", "be"], 300)
-    with pytest.raises(ValueError):
-        BPETokenizer([(97, 300)])  # id 300 does not exist before merge 0
+    cases = [("BPETokenizer.train('abc', 100)", ValueError,
+              "a vocabulary holds at least the 256 bytes"),
+             ("BPETokenizer.train('abc', 256, [EOT])", ValueError,
+              "256 bytes plus one special token need vocab_size 257 or more"),
+             ("BPETokenizer.train(['to', 'be'], 300)", TypeError,
+              "the corpus is one string"),
+             ("BPETokenizer([(97, 300)])", ValueError,
+              "merge 0 makes id 256: it can only join ids 0..255"),
+             ("BPETokenizer.from_dict({'chars': ['a'], 'bos': False})", ValueError,
+              "that is a CharTokenizer's dict: check d.get('kind') == 'bpe'")]
+    for call, error, why in cases:
+        try:
+            got = eval(call, {"BPETokenizer": BPETokenizer, "EOT": EOT})
+        except error:
+            continue
+        except Exception as err:  # any other exception is the wrong answer
+            pytest.fail(f"{call} raised {type(err).__name__}({err}); expected {error.__name__}: "
+                        f"{why}", pytrace=False)
+        pytest.fail(f"{call} returned {got!r}; expected {error.__name__}: {why}", pytrace=False)
 
 
 # --- saving, so that a checkpoint can carry it ---
@@ -394,8 +405,3 @@ def test_save_and_load(tmp_path, shakespeare_tok):
            and loaded.vocab_size == shakespeare_tok.vocab_size,
            f"after save/load: encode({sample!r}) gave {loaded.encode(sample)}, expected "
            f"{shakespeare_tok.encode(sample)}")
-
-
-def test_from_dict_refuses_a_char_vocabulary():
-    with pytest.raises(ValueError):
-        BPETokenizer.from_dict({"chars": ["a", "b"], "bos": False})
