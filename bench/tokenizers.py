@@ -140,7 +140,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny models, a few steps: a smoke test")
     p.add_argument("--out", type=Path, default=RESULTS, help="where the table and plot go")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's; 1 is "
+                   "faster on a machine busy with other work)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = QUICK if args.quick else FULL
     text = fetch.require("tinyshakespeare.txt").read_text()
     if args.quick:
