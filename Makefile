@@ -94,8 +94,8 @@ bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> be
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
 	@$(PROGRAM_ENV) $(PY) bench/bpe_train.py
 
-tokenizers: setup data ## the same GPT on characters and on BPE, compared in bits per character (QUICK=1)
-	@$(PROGRAM_ENV) nice $(PY) bench/tokenizers.py $(call yes,QUICK,--quick)
+tokenizers: setup data ## the same GPT on characters and on BPE, compared in bits per character (QUICK=1 THREADS=)
+	@$(PROGRAM_ENV) nice $(PY) bench/tokenizers.py $(call yes,QUICK,--quick) $(call flag,THREADS,--threads)
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .

@@ -99,13 +99,14 @@ def run(name: str, tokenizer, train_text: str, val_text: str, cfg: dict, out: Pa
     return row
 
 
-def table(rows: list[dict], cfg: dict, train_chars: int) -> str:
+def table(rows: list[dict], cfg: dict, train_chars: int, machine: str) -> str:
     seen = cfg["steps"] * cfg["batch"] * cfg["window_chars"]
     lines = [f"Same model ({cfg['n_layer']} layers, {cfg['n_head']} heads, {cfg['n_embd']} "
              f"dims), same compute = the same training characters seen: {cfg['steps']:,} steps "
              f"x {cfg['batch']} windows x ~{cfg['window_chars']} characters = {seen:,} "
              f"characters ({seen / train_chars:.1f} passes over the train split). Scored on "
-             f"the whole validation text (last 10%). `make tokenizers` reproduces it.", "",
+             f"the whole validation text (last 10%). `make tokenizers` reproduces it. "
+             f"Measured on {machine}.", "",
              "| tokenizer | vocab | block (tokens) | parameters | val loss (nats/token) | "
              "chars/token | **bits/char** | training time |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -151,8 +152,9 @@ def main(argv=None) -> int:
         text = text[:50_000]
     n_train = int(len(text) * 0.9)
     train_text, val_text = text[:n_train], text[n_train:]
-    print(f"{len(train_text):,} train / {len(val_text):,} val characters; "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+    machine = (f"{os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s), load "
+               f"average {os.getloadavg()[0]:.1f} at the start")
+    print(f"{len(train_text):,} train / {len(val_text):,} val characters; {machine}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(run("char", CharTokenizer(text), train_text, val_text, cfg, Path(tmp)))
@@ -162,9 +164,9 @@ def main(argv=None) -> int:
             print(f"BPE {vocab}: merges learned in {time.perf_counter() - t0:.1f} s", flush=True)
             rows.append(run(f"BPE {vocab}", tokenizer, train_text, val_text, cfg, Path(tmp)))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tokenizers.md").write_text(table(rows, cfg, len(train_text)))
+    (args.out / "tokenizers.md").write_text(table(rows, cfg, len(train_text), machine))
     plot(rows, args.out / "tokenizers.png")
-    print(table(rows, cfg, len(train_text)))
+    print(table(rows, cfg, len(train_text), machine))
     print(f"-> {args.out / 'tokenizers.md'}, {args.out / 'tokenizers.png'}")
     return 0
 
