@@ -89,7 +89,7 @@ notebooks: setup data ## run the lesson notebooks against the solutions (nbval)
 	@$(PY) -m pytest --nbval-lax --impl=solutions \
 		--nbval-sanitize-with harness/nbval_sanitize.cfg katas/*/*.ipynb
 
-bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
+bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, BPE training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
 	@$(PROGRAM_ENV) $(PY) bench/bpe_train.py
