@@ -23,7 +23,7 @@ TRAINER = $(if $(NPROC),$(PY) -m torch.distributed.run --standalone --nproc_per_
 
 .DEFAULT_GOAL := help
 .PHONY: help train sample microgpt test kata status hint watch grade handout \
-	check notebooks bench ablate scaling lint setup data clean
+	check notebooks bench ablate scaling tokenizers lint setup data clean
 
 help: ## list the targets
 	@echo "gpt-katas: build a GPT from scratch, one tested idea at a time."
@@ -36,14 +36,15 @@ help: ## list the targets
 
 # --- run the models -------------------------------------------------------------------
 
-train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 OVERWRITE=1 COMPILE=1 ARCH=gpt2|modern NPROC=n FSDP=1)
+train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=cpu|tiny|small|medium STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 OVERWRITE=1 COMPILE=1 ARCH=gpt2|modern NPROC=n FSDP=1 TOKENIZER=char|bpe BPE_VOCAB=768)
 	@$(PROGRAM_ENV) $(TRAINER) scripts/train.py $(call flag,PRESET,--preset) $(call flag,STEPS,--steps) \
 		$(call flag,ARCH,--arch) $(call yes,FSDP,--fsdp) \
 		$(call flag,BATCH,--batch) $(call flag,LR,--lr) $(call flag,DROPOUT,--dropout) \
 		$(call flag,EVAL_INTERVAL,--eval-interval) $(call flag,PATIENCE,--patience) \
 		$(call flag,SEED,--seed) $(call flag,OUT,--out) $(call flag,DEVICE,--device) \
 		$(call flag,THREADS,--threads) $(call yes,RESUME,--resume) $(call yes,COMPILE,--compile) \
-		$(call yes,OVERWRITE,--overwrite)
+		$(call yes,OVERWRITE,--overwrite) $(call flag,TOKENIZER,--tokenizer) \
+		$(call flag,BPE_VOCAB,--bpe-vocab)
 
 sample: setup ## make the trained GPT write (PROMPT= TEMPERATURE= TOP_K=n|all TOP_P= N_TOKENS= SEED= SHOW_TOP=5 OUT= CHECKPOINT= ARCH=modern)
 	@$(PROGRAM_ENV) $(PY) scripts/sample.py $(call flag,OUT,--out) $(call flag,ARCH,--arch) \
@@ -99,18 +100,22 @@ notebooks: setup data ## check every lesson notebook: stored as its source build
 	@$(PY) -m pytest --nbval-lax --impl=solutions --nbval-sanitize-with harness/nbval_sanitize.cfg \
 		tests/test_notebooks.py katas/*/*.ipynb
 
-bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, modern generation -> bench/results/
+bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, modern generation, BPE training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
 	@$(PROGRAM_ENV) $(PY) bench/kv_cache.py
 	@$(PROGRAM_ENV) $(PY) bench/parts.py
 	@$(PROGRAM_ENV) $(PY) bench/generation.py
+	@$(PROGRAM_ENV) $(PY) bench/bpe_train.py
 
 ablate: setup data ## GPT-2 parts against their 2026 replacements, 3 seeds each -> bench/results/ablate.* (QUICK=1 DEVICE=)
 	@$(PROGRAM_ENV) $(PY) bench/ablate.py $(call yes,QUICK,--quick) $(call flag,DEVICE,--device)
 
 scaling: setup data ## loss against model size and data, with the fitted power law -> bench/results/scaling.* (QUICK=1 DEVICE=)
 	@$(PROGRAM_ENV) $(PY) bench/scaling.py $(call yes,QUICK,--quick) $(call flag,DEVICE,--device)
+
+tokenizers: setup data ## the same GPT on characters and on BPE, compared in bits per character (QUICK=1 THREADS=)
+	@$(PROGRAM_ENV) nice $(PY) bench/tokenizers.py $(call yes,QUICK,--quick) $(call flag,THREADS,--threads)
 
 lint: setup ## ruff
 	@$(PY) -m ruff check .

@@ -47,17 +47,29 @@ def describe(model: torch.nn.Module) -> str:
     return f"modern: {parts(model.config)}; "
 
 
-def model_from_checkpoint(checkpoint: dict, device: str = "cpu"):
-    """Kata 12's model_from_checkpoint for either model: (model in eval mode, tokenizer)."""
-    from shakespeare import model_from_checkpoint as gpt2_from_checkpoint
+def tokenizer_from_dict(saved: dict):
+    """A checkpoint's tokenizer: kata 17's byte-level BPE when it says "kind": "bpe",
+    kata 02's characters otherwise."""
+    if saved.get("kind") == "bpe":
+        from bpe import BPETokenizer
 
-    if arch_of(checkpoint["model_config"]) == "gpt2":
-        return gpt2_from_checkpoint(checkpoint, device)
+        return BPETokenizer.from_dict(saved)
     from tokenizer import CharTokenizer
 
+    return CharTokenizer.from_dict(saved)
+
+
+def model_from_checkpoint(checkpoint: dict, device: str = "cpu"):
+    """Kata 12's model_from_checkpoint for any model and tokenizer: (model in eval mode,
+    tokenizer). A GPT-2 on characters is rebuilt by kata 12's own function."""
+    from shakespeare import model_from_checkpoint as gpt2_from_checkpoint
+
+    bpe = checkpoint["tokenizer"].get("kind") == "bpe"
+    if arch_of(checkpoint["model_config"]) == "gpt2" and not bpe:
+        return gpt2_from_checkpoint(checkpoint, device)
     model = build_model(checkpoint["model_config"])
     model.load_state_dict(checkpoint["model"])
-    return model.to(device).eval(), CharTokenizer.from_dict(checkpoint["tokenizer"])
+    return model.to(device).eval(), tokenizer_from_dict(checkpoint["tokenizer"])
 
 
 def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, **sampling):

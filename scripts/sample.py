@@ -46,7 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(all: no top-k filter)")
     p.add_argument("--top-p", type=float, default=None, help="keep the smallest set with this "
                    "much probability (nucleus sampling)")
-    p.add_argument("--n-tokens", type=int, default=500, help="characters to generate")
+    p.add_argument("--n-tokens", type=int, default=500, help="tokens to generate (characters, "
+                   "or BPE tokens of a few characters each)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--show-top", type=int, default=0, help="print the N most likely next "
                    "characters at every step")
@@ -75,9 +76,9 @@ def validate_settings(args: argparse.Namespace) -> None:
             refuse(f"{variable}={value} cannot be used: give 0 or more")
 
 
-def shown(ch: str) -> str:
-    """A character made visible in a table: a space as ␣, a newline as \\n."""
-    return {" ": "␣", "\n": "\\n"}.get(ch, ch)
+def shown(token: str) -> str:
+    """A token (a character, or a BPE token's few) made visible: spaces as ␣, newlines as \\n."""
+    return token.replace(" ", "␣").replace("\n", "\\n")
 
 
 def sample_with_table(model, tokenizer, idx, args, generator) -> torch.Tensor:

@@ -45,6 +45,8 @@ from guards import (  # noqa: E402  (scripts/guards.py: every check before a run
     ArgumentParser,
     given_settings,
     prepare_run_directory,
+    read_checkpoint,
+    refuse,
     validate_settings,
     verified_data,
 )
@@ -117,6 +119,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     p.add_argument("--samples", type=int, default=2, help="samples printed at the end")
+    p.add_argument("--tokenizer", choices=("char", "bpe"), default="char",
+                   help="characters (kata 02) or byte-level BPE (kata 17)")
+    p.add_argument("--bpe-vocab", type=int, default=256 + 512,
+                   help="BPE vocabulary size, the 256 bytes included (default 768)")
     return p.parse_args(argv)
 
 
@@ -213,13 +219,46 @@ def plot_losses(metrics: Path, png: Path) -> None:
     ax.plot([int(best["step"])], [float(best["val_loss"])], "*", color="red", markersize=14,
             label=f"best val {float(best['val_loss']):.4f} at step {best['step']}")
     ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats per character)")
+    ax.set_ylabel("cross-entropy (nats per token)")
     ax.set_title(f"tiny Shakespeare: {png.parent.name}")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)
+
+
+def make_tokenizer(kind: str, text: str, bpe_vocab: int):
+    """Characters (kata 02), or byte-level BPE (kata 17) learned from the train split only."""
+    if kind == "char":
+        return CharTokenizer(text)
+    from bpe import BPETokenizer
+
+    if bpe_vocab < 256:
+        refuse(f"BPE_VOCAB={bpe_vocab}: a byte-level BPE vocabulary holds the 256 bytes and "
+               "then the merges; give 256 or more (e.g. BPE_VOCAB=768)")
+    print(f"learning {bpe_vocab - 256} BPE merges from the train split...", flush=True)
+    return BPETokenizer.train(text[: int(len(text) * 0.9)], bpe_vocab)
+
+
+def encode_splits(text: str, tokenizer):
+    """Train and val ids: kata 12's split_data for characters; for BPE the text is split at
+    90% of its characters first, as the merges were learned, and each side is encoded."""
+    if isinstance(tokenizer, CharTokenizer):
+        return split_data(text, tokenizer)
+    n_train = int(len(text) * 0.9)
+    return (torch.tensor(tokenizer.encode(text[:n_train]), dtype=torch.long),
+            torch.tensor(tokenizer.encode(text[n_train:]), dtype=torch.long))
+
+
+def check_resume_tokenizer(last: Path, tokenizer) -> None:
+    """A run resumes only with the tokenizer it was trained with."""
+    saved = read_checkpoint(last, "Start over with OVERWRITE=1 (without RESUME)")["tokenizer"]
+    if saved != tokenizer.to_dict():
+        was = (f"TOKENIZER=bpe BPE_VOCAB={256 + len(saved['merges'])}"
+               if saved.get("kind") == "bpe" else "TOKENIZER=char")
+        refuse(f"cannot resume {last}: it was trained with {was}; resume with the same "
+               "setting, or train into a new OUT=dir")
 
 
 def print_samples(best: Path, device: str, count: int, seed: int) -> None:
@@ -281,8 +320,10 @@ def main(argv=None) -> int:
                                          model_fields, rank)
 
     text = verified_data("tinyshakespeare.txt").read_text()
-    tokenizer = CharTokenizer(text)
-    train_ids, val_ids = split_data(text, tokenizer)
+    tokenizer = make_tokenizer(args.tokenizer, text, args.bpe_vocab)
+    if args.resume:
+        check_resume_tokenizer(out_dir / "last.pt", tokenizer)
+    train_ids, val_ids = encode_splits(text, tokenizer)
     model_fields["vocab_size"] = tokenizer.vocab_size
     model_fields = models.model_fields(args.arch, model_fields)
     torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
@@ -300,7 +341,8 @@ def main(argv=None) -> int:
               f"{model.num_params() / 1e6:.2f}M parameters ({models.describe(model)}"
               f"{model_fields['n_layer']} layers, "
               f"{model_fields['n_head']} heads, {model_fields['n_embd']} dims, block "
-              f"{model_fields['block_size']}, dropout {model_fields['dropout']}); batch "
+              f"{model_fields['block_size']}, dropout {model_fields['dropout']}, vocabulary "
+              f"{tokenizer.vocab_size}); batch "
               f"{cfg.batch_size}, lr {cfg.lr:g} -> {cfg.min_lr:g}, {cfg.max_steps} steps; "
               f"run directory {out_dir}", flush=True)
         log = RunLog(out_dir, cfg)
