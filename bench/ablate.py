@@ -180,6 +180,9 @@ def plot(results: dict, png: Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: these "
+                   "models are small, and one thread is faster than two fighting over a busy "
+                   "machine)")
     p.add_argument("--quick", action="store_true", help="a few steps per arm (a smoke test)")
     p.add_argument("--seeds", type=int, help="seeds per arm (default 3)")
     p.add_argument("--steps", type=int, help="training steps per run (default: the size's)")
@@ -189,6 +192,9 @@ def main(argv=None) -> int:
                    help="where the runs' checkpoints go")
     args = p.parse_args(argv)
     device = ex.default_device(args.device)
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     s = settings(device, args.quick)
     for name, value in (("seeds", args.seeds), ("steps", args.steps)):
         if value is not None and value < 1:
