@@ -91,6 +91,54 @@ ALTERNATIVES = [
     ), specs="checkpoint or save or resume"),
 ]
 
+CLIP = "        grad_norm = clip_grad_norm(model.parameters(), cfg.grad_clip).item()\n"
+MUTANTS = [
+    Rewrite("04_mlp", "mlp.py", "weights of std 1 (initial loss near 60, not ln 27)", (
+        ("(context * n_embd) ** -0.5, rng)", "1.0, rng)"),
+        ("n_hidden**-0.5, rng)", "1.0, rng)"),
+    ), specs="untrained"),
+    Rewrite("08_microgpt", "microgpt.py", "logits sharpened 1.5 times too much", (
+        ("logit * (1.0 / temperature)", "logit * (1.5 / temperature)"),
+    ), specs="temperature_divides"),
+    Rewrite("12_shakespeare", "shakespeare.py", "clipping after optimizer.step()", (
+        (CLIP, ""),
+        ("        optimizer.step()\n", "        optimizer.step()\n" + CLIP),
+        ("if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):",
+         "if not math.isfinite(loss_value):"),
+    ), specs="clipping"),
+    Rewrite("12_shakespeare", "shakespeare.py", "no clipping", (
+        (CLIP, "        grad_norm = 0.0\n"),
+    ), specs="clipping"),
+    Rewrite("12_shakespeare", "shakespeare.py", "best.pt written at every evaluation", (
+        ('        save("last.pt")\n        log(',
+         '        save("best.pt")\n        save("last.pt")\n        log('),
+    ), specs="resume_keeps_the_best"),
+    Rewrite("12_shakespeare", "shakespeare.py", "no evaluation at max_steps off the interval", (
+        ("at_eval = step % cfg.eval_interval == 0 or step == cfg.max_steps",
+         "at_eval = step % cfg.eval_interval == 0"),
+    ), specs="last_step"),
+    Rewrite("12_shakespeare", "shakespeare.py", "'val' measured on the train split", (
+        ('{"train": train_data, "val": val_data}', '{"train": train_data, "val": train_data}'),
+    ), specs="own_data"),
+    Rewrite("12_shakespeare", "shakespeare.py", "training batches drawn from val", (
+        ("get_batch(train_data, cfg.batch_size, block_size, batches, device)",
+         "get_batch(val_data, cfg.batch_size, block_size, batches, device)"),
+    ), specs="own_data"),
+    Rewrite("12_shakespeare", "shakespeare.py", "resume restores the step only", (
+        ('        state = checkpoint["state"]\n',
+         '        state["step"] = checkpoint["state"]["step"]\n'),
+    ), specs="resume_keeps_the_best"),
+    Rewrite("12_shakespeare", "shakespeare.py", "resume repeats the evaluation at its step", (
+        ('if at_eval and state["eval_step"] != step and evaluate():', "if at_eval and evaluate():"),
+    ), specs="resume_keeps_the_best"),
+    Rewrite("12_shakespeare", "shakespeare.py", "load_checkpoint unpickles anything", (
+        ("weights_only=True)", "weights_only=False)"),
+    ), specs="never_runs_code"),
+    Rewrite("12_shakespeare", "shakespeare.py", "every process trains on the whole batch", (
+        ("step_model(x[mine], y[mine])", "step_model(x, y)"),
+    ), specs="two_processes"),
+]
+
 
 def _run_specs(rewrite: Rewrite, tmp_path: Path) -> subprocess.CompletedProcess:
     source = (ROOT / "solutions" / rewrite.kata / rewrite.module).read_text()
@@ -115,3 +163,11 @@ def _run_specs(rewrite: Rewrite, tmp_path: Path) -> subprocess.CompletedProcess:
 def test_specs_accept_a_correct_alternative(rewrite, tmp_path):
     run = _run_specs(rewrite, tmp_path)
     assert run.returncode == 0, f"{rewrite}: the specs rejected correct code\n{run.stdout[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rewrite", MUTANTS, ids=str)
+def test_specs_reject_a_known_mistake(rewrite, tmp_path):
+    run = _run_specs(rewrite, tmp_path)
+    assert run.returncode == 1, (
+        f"{rewrite}: the specs ({rewrite.specs}) let this mistake pass\n{run.stdout[-3000:]}")

@@ -21,7 +21,8 @@ from microgpt import (
 
 from harness.checks import expect, expect_close
 
-# name -> (rows, columns): microGPT's 4,192 parameters, rows = outputs as in torch's Linear.
+# name -> (rows, columns): microGPT's 4,192 parameters, rows = outputs as in torch's Linear,
+# in the order init_params draws them.
 SHAPES = {
     "wte": (27, 16),
     "wpe": (16, 16),
@@ -124,6 +125,27 @@ def test_init_is_gaussian_with_std_0_08_and_seeded():
     expect(other != data, "init_params(1) gave the same weights as init_params(0)")
 
 
+def test_weights_are_drawn_in_the_lessons_order():
+    # The oracle draws the same gaussians itself: wte, wpe, lm_head, then the layer's
+    # matrices in the lesson's order, each row by row, all from one random.Random(seed).
+    rng = random.Random(42)
+    params = init_params(42)
+    for name, (rows, columns) in SHAPES.items():  # in the lesson's order
+        want = [[rng.gauss(0.0, 0.08) for _ in range(columns)] for _ in range(rows)]
+        got = [[v.data for v in row] for row in params[name]]
+        expect_close(got, want, f"init_params(42)[{name!r}] against gaussians drawn in the "
+                     "order wte, wpe, lm_head, layer0.attn_wq ... mlp_fc2", rel=1e-12,
+                     hint="one rng = random.Random(seed); call matrix(rows, columns, 0.08, rng) "
+                          "for each name in the order of the lesson's table")
+
+
+def test_worked_example_loss_of_emma():
+    got = loss(init_params(42), encode("emma")).data
+    expect_close(got, 3.2252, "loss(init_params(42), encode('emma'))", rel=0, abs=5e-5,
+                 hint="the lesson's worked example: draw the weights in the order wte, wpe, "
+                      "lm_head, then the layer; the loss is the mean over the 5 positions")
+
+
 # --- the forward pass against the twin ---
 
 
@@ -211,8 +233,9 @@ def test_training_steps_equal_adam_with_linear_decay_on_the_twin():
         twin_adam_step(W, state, step, lr=0.01 * (1 - step / steps))  # linear decay to 0
         want.append(step_loss.item())
     expect_close(got, want, f"the losses of {steps} training steps", rel=1e-6,
-                 hint="one sequence per step, in order; zero the grads after each step "
-                 "(or the next loss is right but its update is not)")
+                 hint="one sequence per step, in order; zero the grads once per step, before "
+                 "backward() or after the optimizer step (or the next loss is right but its "
+                 "update is not)")
     for name, tensor in W.items():
         expect_close([p.data for row in params[name] for p in row], tensor, f"{name} after "
                      f"{steps} steps", rel=1e-6, abs=1e-9,

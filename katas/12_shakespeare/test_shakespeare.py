@@ -492,8 +492,7 @@ DDP_WORKER = """
 import sys
 import torch
 import torch.distributed as dist
-import harness
-harness.use()  # the implementation the specs run: $GPT_KATAS_IMPL, $GPT_KATAS_REF
+sys.path[:0] = sys.argv[4].split("\\n")  # the spec's import path: the same kata modules
 from gpt import GPT, GPTConfig
 from shakespeare import TrainConfig, split_data, train
 from tokenizer import CharTokenizer
@@ -524,8 +523,9 @@ def test_two_processes_train_as_one(tmp_path):
     # Each process trains on its half of every batch; DDP averages the gradients, so the
     # weights match a one-process run of the same batches. Only process 1 asks to stop.
     root = Path(harness.__file__).resolve().parent.parent
+    path = "\n".join(sys.path)
     workers = [subprocess.Popen([sys.executable, "-c", DDP_WORKER, str(rank), str(tmp_path),
-                                 TOKENIZER_TEXT], cwd=root, stdout=subprocess.PIPE,
+                                 TOKENIZER_TEXT, path], cwd=root, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
     outputs = []
     for worker in workers:
