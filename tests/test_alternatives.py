@@ -100,6 +100,15 @@ MUTANTS = [
     Rewrite("08_microgpt", "microgpt.py", "logits sharpened 1.5 times too much", (
         ("logit * (1.0 / temperature)", "logit * (1.5 / temperature)"),
     ), specs="temperature_divides"),
+    Rewrite("08_microgpt", "microgpt.py", "lm_head drawn last, after the layer", (
+        ('        "lm_head": matrix(VOCAB_SIZE, N_EMBD, INIT_STD, rng),'
+         "  # its own matrix, not tied to wte\n", ""),
+        ("    return params\n",
+         '    params["lm_head"] = matrix(VOCAB_SIZE, N_EMBD, INIT_STD, rng)\n    return params\n'),
+    ), specs="drawn or emma"),
+    Rewrite("11_sampling", "sampling.py", "top_p=1 cut like any other top_p (Hint 3 before)", (
+        ("if top_p is not None and top_p < 1:", "if top_p is not None:"),
+    ), specs="top_p_of_one"),
     Rewrite("12_shakespeare", "shakespeare.py", "clipping after optimizer.step()", (
         (CLIP, ""),
         ("        optimizer.step()\n", "        optimizer.step()\n" + CLIP),

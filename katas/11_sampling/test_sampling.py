@@ -97,6 +97,17 @@ def test_top_p_keeps_the_smallest_set_reaching_p(top_p, kept):
                       f"{kept}; the token that crosses the line is kept, and the rest renormalised")
 
 
+def test_top_p_of_one_keeps_everything_in_float32():
+    # In float32, 0.5 + 0.5 is exactly 1.0: the mass before the third token already equals
+    # top_p = 1, yet top_p = 1 must keep every token, however unlikely.
+    logits = torch.tensor([[0.0, 0.0, -20.0]])
+    got = next_token_probs(logits, top_p=1.0)
+    want = torch.softmax(logits.double(), dim=-1)
+    expect_close(got, want, "next_token_probs([[0, 0, -20]] in float32, top_p=1.0)", rel=1e-4,
+                 abs=0.0, hint="top_p=1 keeps everything: skip the nucleus cut when top_p is 1 "
+                               "(float rounding can make the running mass reach 1.0 early)")
+
+
 # --- greedy limits ---
 
 
@@ -149,8 +160,9 @@ def test_draws_follow_the_distribution(temperature, top_k, top_p):
            f"  expected counts {np.round(expected).astype(int).tolist()}\n"
            f"  got counts      {counts.tolist()}\n"
            f"  chi-square {chi2:.1f} >= {critical} (p < 0.001)",
-           hint="draw with torch.multinomial(probs, 1, generator=generator); never argmax; "
-                "temperature divides the logits")
+           hint="draw with torch.multinomial(probs, 1, generator=generator) (or the argmax "
+                "of log-probs plus Gumbel noise drawn from the generator), never the plain "
+                "argmax; temperature divides the logits")
 
 
 @given(data=st.data())
@@ -189,7 +201,8 @@ def test_draws_come_from_the_callers_generator():
     other = sample_next(logits, generator=torch.Generator().manual_seed(6))
     expect(not torch.equal(first, other), "generators with different seeds drew the same 50 "
                                           "tokens from a uniform distribution",
-           hint="draw at random with torch.multinomial; do not take the argmax")
+           hint="draw at random with the generator (torch.multinomial, or Gumbel noise then "
+                "argmax); the plain argmax gives the same token every time")
 
 
 # --- bad arguments ---
