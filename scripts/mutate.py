@@ -15,6 +15,8 @@ The target: at least 95% of the non-equivalent mutants killed in every kata.
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import json
 import shutil
 import subprocess
@@ -29,6 +31,9 @@ from harness import katas  # noqa: E402
 
 EQUIVALENT = ROOT / "tests" / "mutation" / "equivalent.txt"
 TARGET = 0.95
+# mutmut exit codes that mean the specs caught the mutant (a failure, or a timeout: a loop
+# that never ends is caught too)
+KILLED = {1, 3, 36, 24, -24, 152, 255, -9, -11}
 SETUP_CFG = """\
 [mutmut]
 source_paths = src
@@ -78,6 +83,32 @@ def build_tree(kata: katas.Kata, where: Path) -> None:
     (where / "setup.cfg").write_text(SETUP_CFG.format(kata=kata.dirname))
 
 
+def function_sources(module: Path) -> dict[str, str]:
+    """Every function in mutmut's rewritten module (originals and mutants), by name."""
+    text = module.read_text()
+    return {node.name: ast.get_source_segment(text, node) or ""
+            for node in ast.walk(ast.parse(text)) if isinstance(node, ast.FunctionDef)}
+
+
+def mutant_diff(name: str, sources: dict[str, str]) -> list[str]:
+    """The lines a mutant changed: '- original' and '+ mutated', without the def line."""
+    function = name.split(".", 1)[1]
+    original = sources.get(function.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "")
+    lines = difflib.ndiff(original.splitlines()[1:], sources.get(function, "").splitlines()[1:])
+    return [line.rstrip() for line in lines if line.startswith(("- ", "+ "))]
+
+
+def only_wording(diff: list[str]) -> bool:
+    """True when the mutant only changed the case of a message, or wrapped it in XX: text
+    with spaces (a message, not a key) that reads the same to a person."""
+    removed = " ".join(line[2:] for line in diff if line.startswith("- "))
+    added = " ".join(line[2:] for line in diff if line.startswith("+ "))
+    changed = set(removed.split()) ^ set(added.split())
+    return (bool(removed) and removed != added
+            and added.replace("XX", "").lower() == removed.lower()
+            and " " in removed and any(('"' in w or "'" in w) for w in changed))
+
+
 def run_kata(kata: katas.Kata, children: int, keep: bool) -> dict:
     where = Path(tempfile.mkdtemp(prefix=f"mutate-{kata.dirname}-"))
     try:
@@ -86,20 +117,17 @@ def run_kata(kata: katas.Kata, children: int, keep: bool) -> dict:
         run = subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=where,
                              capture_output=True, text=True)
         verdicts: dict[str, int | None] = {}
+        sources: dict[str, str] = {}
         for meta in sorted((where / "mutants" / "src").glob("*.meta")):
             verdicts.update(json.loads(meta.read_text())["exit_code_by_key"])
+            sources.update(function_sources(meta.with_suffix("")))
         if not verdicts:
             tail = (run.stdout + run.stderr)[-3000:]
             return {"kata": kata.dirname, "error": f"mutmut produced no results:\n{tail}"}
-        diffs = {}
-        survivors = sorted(k for k, code in verdicts.items() if code not in (1, 3, 36, 24, -24,
-                                                                             152, 255, -9, -11))
-        for name in survivors:
-            shown = subprocess.run([str(mutmut), "show", name], cwd=where, capture_output=True,
-                                   text=True)
-            diffs[name] = shown.stdout.strip()
+        survivors = sorted(k for k, code in verdicts.items() if code not in KILLED)
         return {"kata": kata.dirname, "total": len(verdicts), "survivors": survivors,
-                "codes": {k: verdicts[k] for k in survivors}, "diffs": diffs}
+                "codes": {k: verdicts[k] for k in survivors},
+                "diffs": {k: mutant_diff(k, sources) for k in survivors}}
     finally:
         if keep:
             print(f"  (kept {where})")
@@ -112,19 +140,19 @@ def report(result: dict, equivalent: dict[str, str]) -> bool:
     if "error" in result:
         print(f"{result['kata']}: {result['error']}")
         return False
-    known = [s for s in result["survivors"] if s in equivalent]
-    real = [s for s in result["survivors"] if s not in equivalent]
-    counted = result["total"] - len(known)
+    wording = [s for s in result["survivors"] if only_wording(result["diffs"][s])]
+    known = [s for s in result["survivors"] if s in equivalent and s not in wording]
+    real = [s for s in result["survivors"] if s not in equivalent and s not in wording]
+    counted = result["total"] - len(known) - len(wording)
     killed = counted - len(real)
     share = killed / counted if counted else 1.0
-    print(f"{result['kata']}: {result['total']} mutants, {len(known)} equivalent, "
-          f"{killed}/{counted} of the rest killed ({share:.1%})"
-          f"{'' if share >= TARGET else f'  below the {TARGET:.0%} target'}")
+    print(f"{result['kata']}: {result['total']} mutants, {len(known)} listed as equivalent, "
+          f"{len(wording)} only reworded a message; {killed}/{counted} of the rest killed "
+          f"({share:.1%}){'' if share >= TARGET else f'  below the {TARGET:.0%} target'}")
     for name in real:
         print(f"  survived ({result['codes'][name]}): {name}")
-        for line in result["diffs"][name].splitlines():
-            if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
-                print(f"      {line}")
+        for line in result["diffs"][name]:
+            print(f"      {line}")
     return share >= TARGET
 
 

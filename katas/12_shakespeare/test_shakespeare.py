@@ -224,6 +224,11 @@ class RunsCode:
 
 def test_load_never_runs_code_from_the_file(tmp_path, monkeypatch):
     monkeypatch.delenv("GPT_KATAS_PICKLE_RAN", raising=False)
+    torch.save({"step": 3, "w": torch.ones(2)}, tmp_path / "plain.pt")
+    plain = load_checkpoint(tmp_path / "plain.pt")
+    expect(plain["step"] == 3 and torch.equal(plain["w"], torch.ones(2)),
+           f"load_checkpoint gave {plain!r} for a file holding {{'step': 3, 'w': ones(2)}}",
+           hint="torch.load(path, map_location='cpu', weights_only=True)")
     path = tmp_path / "evil.pt"
     torch.save({"model": RunsCode()}, path)
     try:
@@ -265,6 +270,35 @@ def _cfg(tmp_path, **changes) -> TrainConfig:
     return TrainConfig(**{**base, **changes})
 
 
+def _field(mapping, key, what: str):
+    """mapping[key], or a failure that says which entry is missing (not a bare KeyError)."""
+    have = sorted(map(str, mapping)) if isinstance(mapping, dict) else type(mapping).__name__
+    expect(isinstance(mapping, dict) and key in mapping, f"{what} has no {key!r} entry (it has "
+           f"{have})", hint="train's docstring lists what a checkpoint, a log event and the "
+           "returned dict hold")
+    return mapping[key]
+
+
+def _saved_step(checkpoint, name: str) -> int:
+    return _field(_field(checkpoint, "state", name), "step", f"{name}'s 'state'")
+
+
+def _checked(result: dict) -> dict:
+    for key in ("step", "best_val", "best_step", "stopped"):
+        _field(result, key, "the dict train returned")
+    return result
+
+
+def _evals_into(evals: list):
+    """A log callback that keeps the eval events."""
+    def log(event):
+        if _field(event, "kind", "a log event") == "eval":
+            for key in ("step", "train_loss", "val_loss"):
+                _field(event, key, "an eval log event")
+            evals.append(event)
+    return log
+
+
 def _tensors_in(value):
     """Every tensor inside value, however deeply nested in dicts, lists and tuples."""
     if isinstance(value, torch.Tensor):
@@ -280,8 +314,9 @@ def _tensors_in(value):
 def _eval_steps(tmp_path, **changes) -> tuple[dict, list[dict]]:
     tokenizer, train_ids, val_ids = _toy_data()
     evals = []
-    result = train(_tiny_model(1), tokenizer, train_ids, val_ids, _cfg(tmp_path, **changes),
-                   log=lambda e: evals.append(e) if e["kind"] == "eval" else None)
+    cfg = _cfg(tmp_path, **changes)
+    result = _checked(train(_tiny_model(1), tokenizer, train_ids, val_ids, cfg,
+                            log=_evals_into(evals)))
     return result, evals
 
 
@@ -296,7 +331,7 @@ def test_a_short_run_learns_shakespeare(shakespeare, tmp_path):
                           n_embd=32))
     cfg = TrainConfig(batch_size=32, max_steps=120, lr=5e-3, min_lr=5e-4, warmup_steps=10,
                       eval_interval=60, eval_iters=4, patience=0, out_dir=str(tmp_path))
-    result = train(model, tokenizer, train_ids, val_ids, cfg)
+    result = _checked(train(model, tokenizer, train_ids, val_ids, cfg))
     expect(result["step"] == 120 and result["stopped"] == "max_steps",
            f"train returned {result}; expected 120 steps, stopped at max_steps")
     expect(result["best_val"] < 3.0, f"best val loss {result['best_val']:.3f} after 120 steps; "
@@ -319,11 +354,13 @@ def test_the_checkpoint_holds_everything_to_continue(tmp_path):
                              "tensors and state_dicts, never objects") from None
     for key in ("model", "model_config", "tokenizer", "optimizer", "state", "rng"):
         expect(key in saved, f"last.pt has keys {sorted(saved)}; {key!r} is missing")
-    expect(saved["state"]["step"] == 6, f"saved step {saved['state']['step']}, expected 6",
+    step = _saved_step(saved, "last.pt")
+    expect(step == 6, f"saved step {step}, expected 6",
            hint="the step counter is the schedule's position: save it")
     for name, tensor in model.state_dict().items():
-        expect(torch.equal(saved["model"][name], tensor), f"saved {name} differs from the model")
-    adam = saved["optimizer"]["state"]
+        got = _field(saved["model"], name, "last.pt's 'model'")
+        expect(torch.equal(got, tensor), f"saved {name} differs from the model")
+    adam = _field(saved["optimizer"], "state", "last.pt's 'optimizer'")
     expect(len(adam) > 0 and all(float(s["step"]) == 6 for s in adam.values()),
            "the saved AdamW state must have taken 6 steps for every parameter",
            hint="save optimizer.state_dict(): Adam's moments are half of what training learned")
@@ -348,14 +385,14 @@ def test_best_checkpoint_is_the_best_evaluation(tmp_path):
     tokenizer, train_ids, val_ids = _toy_data()
     evals = []
     train(_tiny_model(1), tokenizer, train_ids, val_ids, _cfg(tmp_path, max_steps=16),
-          log=lambda e: evals.append(e) if e["kind"] == "eval" else None)
+          log=_evals_into(evals))
     steps = [e["step"] for e in evals]
     expect(steps == [0, 4, 8, 12, 16], f"evaluations at steps {steps}, expected [0, 4, 8, 12, 16]",
            hint="evaluate when step % eval_interval == 0 (step 0 too) and at max_steps")
     best = min(evals, key=lambda e: e["val_loss"])
-    saved = load_checkpoint(tmp_path / "best.pt")
-    expect(saved["state"]["step"] == best["step"],
-           f"best.pt is from step {saved['state']['step']}, but the best val loss "
+    step = _saved_step(load_checkpoint(tmp_path / "best.pt"), "best.pt")
+    expect(step == best["step"],
+           f"best.pt is from step {step}, but the best val loss "
            f"{best['val_loss']:.4f} was at step {best['step']}",
            hint="save best.pt only when val loss beats the best so far")
 
@@ -367,10 +404,10 @@ def test_the_last_step_is_evaluated_and_saved(tmp_path):
            f"steps {steps}; expected [0, 4, 8, 10]",
            hint="also evaluate at max_steps when it is not a multiple of eval_interval: the "
                 "final model deserves a score and a checkpoint")
-    saved = load_checkpoint(tmp_path / "last.pt")
-    expect(result["step"] == 10 and saved["state"]["step"] == 10,
-           f"train returned step {result['step']} and last.pt holds step "
-           f"{saved['state']['step']}; expected 10 for both",
+    step = _saved_step(load_checkpoint(tmp_path / "last.pt"), "last.pt")
+    expect(result["step"] == 10 and step == 10,
+           f"train returned step {result['step']} and last.pt holds step {step}; expected 10 "
+           "for both",
            hint="after the evaluation at max_steps, write last.pt")
 
 
@@ -411,7 +448,7 @@ def test_train_and_val_losses_come_from_their_own_data(tmp_path):
         lambda module, args: seen.append((module.training, set(args[0].flatten().tolist()))))
     evals = []
     train(model, tokenizer, train_ids, val_ids, _cfg(tmp_path, lr=0.0, min_lr=0.0, max_steps=4),
-          log=lambda e: evals.append(e) if e["kind"] == "eval" else None)
+          log=_evals_into(evals))
     trained_on = set().union(*(tokens for training, tokens in seen if training))
     expect(trained_on == set(tokenizer.encode("a")),
            f"training batches held the tokens {sorted(trained_on)}; only the train split's "
@@ -433,7 +470,7 @@ def test_early_stopping_with_patience(tmp_path):
     # evaluations at steps 0 (the best), 4 and 8 (two without improvement) -> stop at 8.
     tokenizer, train_ids, val_ids = _toy_data()
     cfg = _cfg(tmp_path, lr=0.0, min_lr=0.0, max_steps=40, patience=2)
-    result = train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg)
+    result = _checked(train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg))
     expect((result["step"], result["stopped"], result["best_step"]) == (8, "patience", 0),
            f"train returned {result}; expected to stop at step 8 on patience, best at step 0",
            hint="count evaluations without a strictly lower val loss; stop when the count "
@@ -447,8 +484,8 @@ def test_resume_continues_exactly(tmp_path):
     train(whole, tokenizer, train_ids, val_ids, _cfg(tmp_path / "whole"))
 
     cfg = _cfg(tmp_path / "split")
-    first = train(_tiny_model(3, dropout=0.1), tokenizer, train_ids, val_ids, cfg,
-                  should_stop=lambda step: step == 7)
+    first = _checked(train(_tiny_model(3, dropout=0.1), tokenizer, train_ids, val_ids, cfg,
+                           should_stop=lambda step: step == 7))
     expect((first["step"], first["stopped"]) == (7, "asked"),
            f"should_stop(7) returned True but train returned {first}",
            hint="check should_stop(step) before each update; save last.pt and return")
@@ -469,10 +506,11 @@ def test_resume_keeps_the_best_and_the_patience_count(tmp_path):
     tokenizer, train_ids, val_ids = _toy_data()
     cfg = _cfg(tmp_path, lr=0.0, min_lr=0.0, max_steps=40, patience=3)
     evals = []
-    log = lambda e: evals.append(e["step"]) if e["kind"] == "eval" else None  # noqa: E731
-    train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg, log=log,
+    train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg, log=_evals_into(evals),
           should_stop=lambda step: step == 4)
-    result = train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg, resume=True, log=log)
+    result = _checked(train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg, resume=True,
+                            log=_evals_into(evals)))
+    evals = [e["step"] for e in evals]
     expect(sorted(evals) == [0, 4, 8, 12] and len(set(evals)) == len(evals),
            f"evaluations at steps {evals} over the stopped and the resumed run; expected "
            "0, 4, 8, 12, each once", hint="save which step was last evaluated in 'state' and "
@@ -481,8 +519,8 @@ def test_resume_keeps_the_best_and_the_patience_count(tmp_path):
            f"the resumed run returned {result}; expected to stop at step 12 on patience with "
            "the best at step 0", hint="restore the best val loss, its step and the count of "
            "evaluations without improvement from last.pt's 'state'")
-    best = load_checkpoint(tmp_path / "best.pt")
-    expect(best["state"]["step"] == 0, f"best.pt holds step {best['state']['step']}, but no "
+    step = _saved_step(load_checkpoint(tmp_path / "best.pt"), "best.pt")
+    expect(step == 0, f"best.pt holds step {step}, but no "
            "evaluation after step 0 was better", hint="write best.pt only for a strictly lower "
            "val loss than the best so far")
 
@@ -560,9 +598,9 @@ def test_two_processes_train_as_one(tmp_path):
         expect_close(ranks[0]["model"][name], tensor, f"{name} after 6 steps on two processes "
                      "vs one", rel=1e-4, abs=1e-5,
                      hint="each process takes its share of the SAME global batch")
-    saved = load_checkpoint(tmp_path / "last.pt")
-    expect(saved["state"]["step"] == 6, f"last.pt holds step {saved['state']['step']}, "
-           "expected 6", hint="process 0 writes the checkpoints")
+    step = _saved_step(load_checkpoint(tmp_path / "last.pt"), "last.pt")
+    expect(step == 6, f"last.pt holds step {step}, expected 6",
+           hint="process 0 writes the checkpoints")
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
@@ -587,7 +625,8 @@ def test_a_nan_loss_stops_without_a_broken_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="step 6"):
         train(model, tokenizer, train_ids, val_ids, _cfg(tmp_path))
     saved = load_checkpoint(tmp_path / "last.pt")
-    expect(saved["state"]["step"] == 4, f"last.pt holds step {saved['state']['step']}; the "
+    step = _saved_step(saved, "last.pt")
+    expect(step == 4, f"last.pt holds step {step}; the "
            "evaluation at step 4 was the last good one", hint="raise before saving anything")
     expect(all(torch.isfinite(t).all() for t in saved["model"].values()),
            "last.pt holds non-finite weights", hint="check the loss before optimizer.step()")
