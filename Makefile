@@ -21,7 +21,7 @@ PROGRAM_ENV := $(if $(call given,IMPL),GPT_KATAS_IMPL=$(IMPL)) $(if $(REF),GPT_K
 
 .DEFAULT_GOAL := help
 .PHONY: help train sample microgpt test kata status hint watch grade handout \
-	check notebooks bench lint setup data clean
+	check notebooks bench lint setup data clean mutate
 
 help: ## list the targets
 	@echo "gpt-katas: build a GPT from scratch, one tested idea at a time."
@@ -87,6 +87,9 @@ check: setup data ## the repository's own verification (what CI runs)
 notebooks: setup data ## run the lesson notebooks against the solutions (nbval)
 	@$(PY) -m pytest --nbval-lax --impl=solutions \
 		--nbval-sanitize-with harness/nbval_sanitize.cfg katas/*/*.ipynb
+
+mutate: setup data ## mutation testing of the solutions against their specs, slow (K=03 or K=01-04)
+	@nice $(PY) scripts/mutate.py $(if $(K),--kata $(K))
 
 bench: setup data ## benchmarks: microGPT training speed, CPU GPT training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
