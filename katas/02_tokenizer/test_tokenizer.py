@@ -222,14 +222,28 @@ def test_an_unknown_id_is_an_error():
 def test_the_corpus_must_be_one_string():
     with pytest.raises(TypeError) as info:
         CharTokenizer(["emma", "olivia", "ava"])
-    expect("join" in str(info.value),
-           f"CharTokenizer(a list) raised TypeError({str(info.value)!r}); say how to fix it",
+    expect("join" in str(info.value) and "list" in str(info.value),
+           f"CharTokenizer(a list) raised TypeError({str(info.value)!r}); say what it got (a "
+           "list) and how to fix it",
            hint="a list of names would make each whole name one token: suggest ''.join(names)")
 
 
 def test_an_empty_corpus_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         CharTokenizer("")
+    expect("empty" in str(info.value).lower(),
+           f"CharTokenizer('') raised ValueError({str(info.value)!r}), which does not say the "
+           "corpus is empty", hint="e.g. 'CharTokenizer needs a non-empty corpus'")
+
+
+def test_from_dict_of_something_else_is_a_clear_error():
+    for bad in ({"characters": ["a"], "bos": False}, ["a", "b"]):
+        with pytest.raises(ValueError) as info:
+            CharTokenizer.from_dict(bad)
+        expect("chars" in str(info.value) and "bos" in str(info.value),
+               f"from_dict({bad!r}) raised ValueError({str(info.value)!r}), which does not name "
+               "the keys it needs", hint="catch the KeyError/TypeError and raise a ValueError "
+               "that says a dict from to_dict() has 'chars' and 'bos'")
 
 
 # --- the vocabulary saves and loads, so a checkpoint can carry it ---
