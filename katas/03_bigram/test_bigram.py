@@ -244,8 +244,11 @@ def test_bigrams_and_sample_need_bos_too(function):
 
 def test_nll_of_no_names_is_a_clear_error():
     tokenizer = CharTokenizer("ab", bos=True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         nll([[1 / 3] * 3] * 3, [], tokenizer)  # an average over nothing is 0/0
+    expect("name" in str(info.value),
+           f"nll of no names raised ValueError({str(info.value)!r}), which does not say why",
+           hint="e.g. 'nll needs at least one name to score'")
 
 
 # --- the average negative log-likelihood ---
@@ -390,3 +393,6 @@ def test_sampling_stops_at_max_len():
     got = sample(never_ends, tok, random.Random(0), max_len=10)
     expect(got == "a" * 10, f"sample with a table that never returns to BOS and max_len=10: "
            f"expected 'aaaaaaaaaa', got {got!r}", hint="stop after max_len characters")
+    got = sample(never_ends, tok, random.Random(0))
+    expect(got == "a" * 50, f"the same table without max_len gave {len(got)} letters; the "
+           "default max_len is 50", hint="def sample(..., max_len: int = 50)")
