@@ -73,6 +73,19 @@ def test_relu_is_flat_below_zero():
     out = v.relu()
     out.backward()
     expect_close([out.data, v.grad], [0.0, 0.0], "relu(-1.5) and its derivative")
+    zero = Value(0.0)
+    zero.relu().backward()
+    expect_close(zero.grad, 0.0, "the derivative of relu at exactly 0",
+                 hint="the slope is 1 only for a > 0 (as in torch): use >, not >=")
+
+
+def test_a_value_exponent_is_a_clear_error():
+    with pytest.raises(TypeError) as info:
+        Value(2.0) ** Value(3.0)
+    expect("number" in str(info.value),
+           f"Value ** Value raised TypeError({str(info.value)!r}), which does not say what "
+           "to use instead", hint="e.g. 'Value ** Value is not supported: the exponent must "
+                                  "be a number'")
 
 
 BINARY = [

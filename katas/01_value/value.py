@@ -41,7 +41,8 @@ class Value:
         raise NotImplementedError(f"Value.__mul__: d(a*b)/da = b, d(a*b)/db = a; {LESSON}")
 
     def __pow__(self, exponent: float) -> Value:
-        """self ** exponent, for a plain-number exponent."""
+        """self ** exponent, for a plain-number exponent; a Value exponent is a TypeError
+        that says the exponent must be a number."""
         raise NotImplementedError(f"Value.__pow__: d(a**n)/da = n*a**(n-1); {LESSON}")
 
     def exp(self) -> Value:
