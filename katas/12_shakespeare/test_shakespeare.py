@@ -444,8 +444,10 @@ def test_train_and_val_losses_come_from_their_own_data(tmp_path):
     val_ids = torch.tensor(tokenizer.encode("b" * 60))
     model = _tiny_model(6)
     seen = []
-    model.register_forward_pre_hook(
-        lambda module, args: seen.append((module.training, set(args[0].flatten().tolist()))))
+    model.register_forward_pre_hook(  # the token ids, given by position or by name
+        lambda module, args, kwargs: seen.append(
+            (module.training, set((args or list(kwargs.values()))[0].flatten().tolist()))),
+        with_kwargs=True)
     evals = []
     train(model, tokenizer, train_ids, val_ids, _cfg(tmp_path, lr=0.0, min_lr=0.0, max_steps=4),
           log=_evals_into(evals))
@@ -546,8 +548,9 @@ train_ids, val_ids = split_data("the quick brown fox jumps over the lazy dog.\\n
 torch.manual_seed(3)
 model = GPT(GPTConfig(vocab_size=len(text), block_size=8, n_layer=1, n_head=2, n_embd=16))
 rows = []
-model.register_forward_pre_hook(
-    lambda module, args: rows.append(len(args[0])) if module.training else None)
+model.register_forward_pre_hook(  # the token ids, given by position or by name
+    lambda module, args, kwargs: rows.append(len((args or list(kwargs.values()))[0]))
+    if module.training else None, with_kwargs=True)
 cfg = TrainConfig(batch_size=4, max_steps=12, lr=3e-3, min_lr=3e-4, warmup_steps=3,
                   eval_interval=4, eval_iters=2, patience=0, seed=5, out_dir=out)
 result = train(model, tokenizer, train_ids, val_ids, cfg,
