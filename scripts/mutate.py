@@ -91,10 +91,12 @@ def function_sources(module: Path) -> dict[str, str]:
 
 
 def mutant_diff(name: str, sources: dict[str, str]) -> list[str]:
-    """The lines a mutant changed: '- original' and '+ mutated', without the def line."""
+    """The lines a mutant changed: '- original' and '+ mutated'."""
     function = name.split(".", 1)[1]
-    original = sources.get(function.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "")
-    lines = difflib.ndiff(original.splitlines()[1:], sources.get(function, "").splitlines()[1:])
+    orig_name = function.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"
+    original = sources.get(orig_name, "").replace(orig_name, "f", 1)
+    mutant = sources.get(function, "").replace(function, "f", 1)
+    lines = difflib.ndiff(original.splitlines(), mutant.splitlines())
     return [line.rstrip() for line in lines if line.startswith(("- ", "+ "))]
 
 

@@ -108,7 +108,8 @@ class MLP:
 
 
 def mean_loss(model: MLP, examples: list[Example]) -> Value:
-    """Average cross-entropy of the model's next-token prediction over the examples."""
+    """Average cross-entropy of the model's next-token prediction over the examples;
+    no examples is a ValueError that says so."""
     raise NotImplementedError(f"mean_loss: average cross_entropy(model(context), target); {LESSON}")
 
 

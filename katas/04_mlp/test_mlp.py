@@ -376,8 +376,16 @@ def test_mlp_values_and_gradients_match_torch():
 
 
 def test_mlp_rejects_a_context_of_the_wrong_length():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         MLP(7, 2, 3, 5, random.Random(0))((1, 2, 3))
+    expect("2" in str(info.value) and "3" in str(info.value),
+           f"an MLP with context 2 given 3 ids raised ValueError({str(info.value)!r}), which "
+           "does not give both numbers", hint="e.g. 'MLP: expected 2 context ids, got 3'")
+    with pytest.raises(ValueError) as info:
+        mean_loss(MLP(7, 2, 3, 5, random.Random(0)), [])
+    expect("example" in str(info.value),
+           f"mean_loss of no examples raised ValueError({str(info.value)!r}), which does not "
+           "say why", hint="an average over nothing is 0/0: 'mean_loss: got no examples'")
 
 
 def test_train_step_clears_old_gradients():

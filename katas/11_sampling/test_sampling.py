@@ -233,6 +233,31 @@ def test_bad_settings_are_clear_errors(argument, kwargs):
                hint="say which argument is wrong and what values it takes")
 
 
+def test_logits_that_are_not_2d_are_a_clear_error():
+    for function in (sample_next, next_token_probs):
+        with pytest.raises(ValueError) as info:
+            function(torch.zeros(2, 3, 5))
+        expect("(2, 3, 5)" in str(info.value),
+               f"{function.__name__} of logits shaped (2, 3, 5) raised ValueError("
+               f"{str(info.value)!r}), which does not give the shape",
+               hint="say what it got and what it needs: 'logits must be (batch, vocab), got "
+                    "shape (2, 3, 5)'")
+
+
+def test_defaults_are_temperature_1_and_the_logits_dtype():
+    logits = 3 * torch.randn(64, 7, generator=torch.Generator().manual_seed(3),
+                             dtype=torch.float64)
+    plain = sample_next(logits, generator=torch.Generator().manual_seed(8))
+    at_one = sample_next(logits, temperature=1.0, generator=torch.Generator().manual_seed(8))
+    expect(torch.equal(plain, at_one), "sample_next without a temperature drew differently "
+           "from temperature=1.0 with the same seed", hint="the default temperature is 1.0")
+    for temperature in (0.0, 1.0):
+        probs = next_token_probs(logits, temperature=temperature)
+        expect(probs.dtype == torch.float64, f"next_token_probs of float64 logits at "
+               f"temperature {temperature} returned {probs.dtype}",
+               hint="keep the logits' dtype (one_hot gives integers: .to(logits.dtype))")
+
+
 def fake_model(block_size=4, vocab=10):
     """A stand-in for a GPT: predicts (last token + 1) mod vocab at every position, and
     records what it was fed and whether autograd was on."""
