@@ -157,8 +157,12 @@ def test_linear_rejects_mismatched_shapes():
     expect("2" in message and "3" in message,
            f"linear(x of 3, w of 3 rows x 2) raised ValueError({message!r}), which does not "
            "give the sizes", hint="say how long a row of w is and how long x is")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         linear(x, [values([1, 2, 3])], values([0, 0]))  # 1 output, 2 biases
+    message = str(info.value)
+    expect("1" in message and "2" in message,
+           f"linear with 1 row of w and 2 biases raised ValueError({message!r}), which does "
+           "not give both numbers", hint="say how many rows w has and how many biases came")
 
 
 # --- relu ---
@@ -283,8 +287,20 @@ def test_matrix_draws_gaussians_row_by_row_from_the_given_generator():
 
 
 def test_matrix_rejects_a_negative_std():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         matrix(2, 2, -1.0, random.Random(0))
+    expect("-1" in str(info.value), f"std=-1.0 raised ValueError({str(info.value)!r}), which "
+           "does not give the value", hint="e.g. 'matrix: std must be >= 0, got -1.0'")
+    expect([[v.data for v in row] for row in matrix(1, 2, 0.0, random.Random(0))] == [[0, 0]],
+           "matrix(1, 2, std=0) must be a 1 x 2 matrix of zeros",
+           hint="std 0 and a single row or column are allowed; only std < 0 and a shape with "
+                "no rows or no columns are errors")
+    for shape in ((0, 3), (3, 0)):
+        with pytest.raises(ValueError) as info:
+            matrix(*shape, 1.0, random.Random(0))
+        expect(all(str(n) in str(info.value) for n in shape),
+               f"matrix{shape} raised ValueError({str(info.value)!r}), which does not give the "
+               "shape", hint="e.g. 'matrix: shape (0, 3) must have at least one row and column'")
 
 
 def test_sgd_step_moves_against_the_gradient():
@@ -307,6 +323,17 @@ def test_zero_grad_clears_every_grad():
 
 
 # --- the MLP language model ---
+
+
+def test_make_examples_with_a_context_of_one():
+    got = make_examples([encode("ab")], context=1, bos_id=BOS)
+    a, b = encode("ab")
+    expect([(tuple(c), t) for c, t in got] == [((BOS,), a), ((a,), b), ((b,), BOS)],
+           f"make_examples(['ab'], context=1) gave {got}", hint="context 1 is a bigram model")
+    with pytest.raises(ValueError) as info:
+        make_examples([encode("ab")], context=0, bos_id=BOS)
+    expect("context" in str(info.value), f"context=0 raised ValueError({str(info.value)!r}), "
+           "which does not name context", hint="e.g. 'context must be at least 1, got 0'")
 
 
 def test_make_examples_worked_example():

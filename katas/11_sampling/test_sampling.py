@@ -97,6 +97,14 @@ def test_top_p_keeps_the_smallest_set_reaching_p(top_p, kept):
                       f"{kept}; the token that crosses the line is kept, and the rest renormalised")
 
 
+def test_top_p_reached_exactly_keeps_no_more():
+    # Four equal logits: probabilities exactly 1/4 each, running mass 0.25, 0.5, ... exactly.
+    # top_p = 0.5 is reached by the first two (ties go to the lower ids); the third is not needed.
+    got = next_token_probs(torch.zeros(1, 4), top_p=0.5)
+    expect_close(got, [[0.5, 0.5, 0.0, 0.0]], "next_token_probs(4 equal logits, top_p=0.5)",
+                 hint="drop a token when the mass before it already reaches top_p (>=, not >)")
+
+
 def test_top_p_of_one_keeps_everything_in_float32():
     # In float32, 0.5 + 0.5 is exactly 1.0: the mass before the third token already equals
     # top_p = 1, yet top_p = 1 must keep every token, however unlikely.
