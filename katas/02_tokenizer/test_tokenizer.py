@@ -222,10 +222,14 @@ def test_an_unknown_id_is_an_error():
 def test_the_corpus_must_be_one_string():
     with pytest.raises(TypeError) as info:
         CharTokenizer(["emma", "olivia", "ava"])
-    expect("join" in str(info.value) and "list" in str(info.value),
-           f"CharTokenizer(a list) raised TypeError({str(info.value)!r}); say what it got (a "
-           "list) and how to fix it",
+    expect("join" in str(info.value),
+           f"CharTokenizer(a list) raised TypeError({str(info.value)!r}); say how to fix it",
            hint="a list of names would make each whole name one token: suggest ''.join(names)")
+    with pytest.raises(TypeError) as info:
+        CharTokenizer(("emma", "ava"))
+    expect("tuple" in str(info.value),
+           f"CharTokenizer(a tuple) raised TypeError({str(info.value)!r}), which does not say "
+           "what it got", hint="name the type it was given: type(text).__name__")
 
 
 def test_an_empty_corpus_is_an_error():
