@@ -23,7 +23,7 @@ TRAINER = $(if $(NPROC),$(PY) -m torch.distributed.run --standalone --nproc_per_
 
 .DEFAULT_GOAL := help
 .PHONY: help train sample microgpt test kata status hint watch grade handout \
-	check notebooks bench ablate scaling tokenizers lint setup data clean
+	check notebooks bench ablate scaling tokenizers mutate lint setup data clean
 
 help: ## list the targets
 	@echo "gpt-katas: build a GPT from scratch, one tested idea at a time."
@@ -99,6 +99,9 @@ check: setup data ## the repository's own verification (what CI runs)
 notebooks: setup data ## check every lesson notebook: stored as its source builds it, runs on the solutions (nbval)
 	@$(PY) -m pytest --nbval-lax --impl=solutions --nbval-sanitize-with harness/nbval_sanitize.cfg \
 		tests/test_notebooks.py katas/*/*.ipynb
+
+mutate: setup data ## mutation testing of the solutions against their specs, slow (K=03 or K=01-04)
+	@nice $(PY) scripts/mutate.py $(if $(K),--kata $(K))
 
 bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, modern generation, BPE training -> bench/results/
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)

@@ -12,7 +12,7 @@ import json
 import nbformat
 import pytest
 
-from harness import grade
+from harness.grader.trusted import spec_files
 from harness.handout import handout_files
 from harness.katas import KATAS, NOTEBOOK_SOURCE, ROOT, chosen_dirs, find_kata
 from harness.notebook import needed_katas, unsolved
@@ -162,7 +162,7 @@ def test_the_notebook_source_is_neither_a_module_nor_a_spec_and_is_handed_out(so
     rel = source.relative_to(ROOT).as_posix()
     assert source not in kata.modules(), (
         f"{rel} counts as a learner's module: harness.katas.is_module must leave it out")
-    assert rel not in grade.spec_files(ROOT, kata), (
+    assert rel not in spec_files(ROOT, kata), (
         f"{rel} counts as a trusted spec file: learners may edit and rerun their notebook")
     shipped = set(handout_files(ROOT))
     notebook = build_notebooks.notebook_path(source).relative_to(ROOT).as_posix()

@@ -41,7 +41,8 @@ class Value:
         raise NotImplementedError(f"Value.__mul__: d(a*b)/da = b, d(a*b)/db = a; {LESSON}")
 
     def __pow__(self, exponent: float) -> Value:
-        """self ** exponent, for a plain-number exponent."""
+        """self ** exponent, for a plain-number exponent; a Value exponent is a TypeError
+        that says the exponent must be a number."""
         raise NotImplementedError(f"Value.__pow__: d(a**n)/da = n*a**(n-1); {LESSON}")
 
     def exp(self) -> Value:
@@ -60,13 +61,13 @@ class Value:
     # --- everything else can be built from the operations above ---
 
     def __neg__(self) -> Value:
-        raise NotImplementedError(f"Value.__neg__: -a is a * -1; {LESSON}")
+        raise NotImplementedError(f"Value.__neg__: -a, e.g. as a * -1; {LESSON}")
 
     def __sub__(self, other: Value | float) -> Value:
-        raise NotImplementedError(f"Value.__sub__: a - b is a + (-b); {LESSON}")
+        raise NotImplementedError(f"Value.__sub__: a - b, e.g. as a + (-b); {LESSON}")
 
     def __truediv__(self, other: Value | float) -> Value:
-        raise NotImplementedError(f"Value.__truediv__: a / b is a * b**-1; {LESSON}")
+        raise NotImplementedError(f"Value.__truediv__: a / b, e.g. as a * b**-1; {LESSON}")
 
     def __radd__(self, other: float) -> Value:
         raise NotImplementedError(f"Value.__radd__: 2 + v calls v.__radd__(2); {LESSON}")
@@ -88,5 +89,6 @@ class Value:
         Sort the graph topologically without recursion, set self.grad = 1, then walk the
         order backwards doing `child.grad += local * node.grad`. Leaf grads accumulate
         across calls (call twice: they double); reset inner nodes' grads at the start.
+        self.grad ends at 1, even when self is a leaf.
         """
         raise NotImplementedError(f"Value.backward: topological sort, then chain rule; {LESSON}")

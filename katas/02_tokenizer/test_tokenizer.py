@@ -225,11 +225,29 @@ def test_the_corpus_must_be_one_string():
     expect("join" in str(info.value),
            f"CharTokenizer(a list) raised TypeError({str(info.value)!r}); say how to fix it",
            hint="a list of names would make each whole name one token: suggest ''.join(names)")
+    with pytest.raises(TypeError) as info:
+        CharTokenizer(("emma", "ava"))
+    expect("tuple" in str(info.value),
+           f"CharTokenizer(a tuple) raised TypeError({str(info.value)!r}), which does not say "
+           "what it got", hint="name the type it was given: type(text).__name__")
 
 
 def test_an_empty_corpus_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         CharTokenizer("")
+    expect("empty" in str(info.value).lower(),
+           f"CharTokenizer('') raised ValueError({str(info.value)!r}), which does not say the "
+           "corpus is empty", hint="e.g. 'CharTokenizer needs a non-empty corpus'")
+
+
+def test_from_dict_of_something_else_is_a_clear_error():
+    for bad in ({"characters": ["a"], "bos": False}, ["a", "b"]):
+        with pytest.raises(ValueError) as info:
+            CharTokenizer.from_dict(bad)
+        expect("chars" in str(info.value) and "bos" in str(info.value),
+               f"from_dict({bad!r}) raised ValueError({str(info.value)!r}), which does not name "
+               "the keys it needs", hint="catch the KeyError/TypeError and raise a ValueError "
+               "that says a dict from to_dict() has 'chars' and 'bos'")
 
 
 # --- the vocabulary saves and loads, so a checkpoint can carry it ---

@@ -28,8 +28,8 @@ class CharTokenizer:
         """Build the vocabulary from the corpus `text` (one string).
 
         Set self.chars, self.stoi, self.itos, self.bos_id and self.vocab_size.
-        A corpus that is not a string is a TypeError (say: pass ''.join(names));
-        an empty corpus is a ValueError.
+        A corpus that is not a string is a TypeError that names its type and says: pass
+        ''.join(names); an empty corpus is a ValueError that says it is empty.
         """
         raise NotImplementedError(
             f"CharTokenizer.__init__: chars = sorted(set(text)), then stoi, itos, bos_id, "
@@ -65,7 +65,8 @@ class CharTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> CharTokenizer:
-        """The tokenizer that to_dict described."""
+        """The tokenizer that to_dict described. A dict without "chars" and "bos" is a
+        ValueError that names those keys."""
         raise NotImplementedError(f"CharTokenizer.from_dict: use d['chars'], d['bos']; {LESSON}")
 
     def save(self, path: str | Path) -> None:

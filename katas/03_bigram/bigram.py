@@ -58,6 +58,7 @@ def sample(probs: list[list[float]], tokenizer: CharTokenizer, rng: random.Rando
 
     Draw with rng (a random.Random the caller seeded), never with the random module's
     global functions, so the same seed gives the same names. Returns the characters
-    without BOS. Stops early after max_len characters.
+    without BOS. Stops early after max_len characters. A tokenizer without BOS is a
+    ValueError that says to use bos=True, as in bigrams.
     """
     raise NotImplementedError(f"sample: rng.choices(ids, weights=probs[current]); {LESSON}")

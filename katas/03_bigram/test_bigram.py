@@ -203,13 +203,22 @@ def test_no_counts_and_k_1_is_uniform():
 
 
 def test_a_row_without_counts_and_k_0_is_a_clear_error():
-    with pytest.raises(ValueError):
-        bigram_probs([[1, 1], [0, 0]], k=0)  # row 1 would be 0/0
+    with pytest.raises(ValueError) as info:
+        bigram_probs([[1, 1, 1], [1, 1, 1], [0, 0, 0]], k=0)  # row 2 would be 0/0
+    message = str(info.value)
+    expect("2" in message and "k" in message,
+           f"an all-zero row 2 with k=0 raised ValueError({message!r}), which does not name "
+           "row 2 and suggest a k > 0",
+           hint="say which row has no counts and what to do, e.g. 'row 2 of the count table "
+                "is all zeros, so with k=0 it has no distribution: use k > 0'")
 
 
 def test_a_negative_k_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         bigram_probs([[2, 2], [2, 2]], k=-0.5)  # would quietly give rows (2-0.5)/(4-1) = 0.5
+    expect("-0.5" in str(info.value),
+           f"k=-0.5 raised ValueError({str(info.value)!r}), which does not give the value",
+           hint="say what is wrong: 'the smoothing constant k must be >= 0, got -0.5'")
 
 
 def test_a_tokenizer_without_bos_is_a_clear_error():
@@ -218,6 +227,28 @@ def test_a_tokenizer_without_bos_is_a_clear_error():
     expect("bos" in str(info.value).lower(),
            f"count_bigrams with a tokenizer without BOS raised ValueError({str(info.value)!r})",
            hint="say what to do: build the tokenizer with bos=True")
+
+
+@pytest.mark.parametrize("function", ["bigrams", "sample"])
+def test_bigrams_and_sample_need_bos_too(function):
+    tokenizer = CharTokenizer("ab")
+    with pytest.raises(ValueError) as info:
+        if function == "bigrams":
+            bigrams("ab", tokenizer)
+        else:
+            sample([[0.5, 0.5], [0.5, 0.5]], tokenizer, random.Random(0), max_len=3)
+    expect("bos" in str(info.value).lower(),
+           f"{function} with a tokenizer without BOS raised ValueError({str(info.value)!r})",
+           hint="say what to do: build the tokenizer with bos=True")
+
+
+def test_nll_of_no_names_is_a_clear_error():
+    tokenizer = CharTokenizer("ab", bos=True)
+    with pytest.raises(ValueError) as info:
+        nll([[1 / 3] * 3] * 3, [], tokenizer)  # an average over nothing is 0/0
+    expect("name" in str(info.value),
+           f"nll of no names raised ValueError({str(info.value)!r}), which does not say why",
+           hint="e.g. 'nll needs at least one name to score'")
 
 
 # --- the average negative log-likelihood ---
@@ -362,3 +393,6 @@ def test_sampling_stops_at_max_len():
     got = sample(never_ends, tok, random.Random(0), max_len=10)
     expect(got == "a" * 10, f"sample with a table that never returns to BOS and max_len=10: "
            f"expected 'aaaaaaaaaa', got {got!r}", hint="stop after max_len characters")
+    got = sample(never_ends, tok, random.Random(0))
+    expect(got == "a" * 50, f"the same table without max_len gave {len(got)} letters; the "
+           "default max_len is 50", hint="def sample(..., max_len: int = 50)")

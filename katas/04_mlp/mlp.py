@@ -20,7 +20,8 @@ def linear(x: list[Value], w: list[list[Value]], b: list[Value] | None = None) -
     """y[i] = sum_j w[i][j] * x[j] (+ b[i]); w has one row per output (n_out x n_in).
 
     Build each output as ONE Value: children (*w[i], *x) (then b[i]), local grads
-    (*x data, *w[i] data) (then 1.0). A ValueError that gives both lengths when a row of w
+    (*x data, *w[i] data) (then 1.0); another order is fine if each child keeps its own
+    local grad. A ValueError that gives both lengths when a row of w
     and x differ in length, or when b does not have one entry per row of w.
     """
     raise NotImplementedError(f"linear: one fused Value per row of w; {LESSON}")
@@ -107,7 +108,8 @@ class MLP:
 
 
 def mean_loss(model: MLP, examples: list[Example]) -> Value:
-    """Average cross-entropy of the model's next-token prediction over the examples."""
+    """Average cross-entropy of the model's next-token prediction over the examples;
+    no examples is a ValueError that says so."""
     raise NotImplementedError(f"mean_loss: average cross_entropy(model(context), target); {LESSON}")
 
 

@@ -108,21 +108,31 @@ def test_linear_values_and_gradients_match_torch(n_out, n_in, bias):
 
 @pytest.mark.parametrize("bias", [True, False], ids=["with bias", "no bias"])
 def test_each_linear_output_is_one_fused_node(bias):
+    # Every number differs, so each child's local grad tells which child it belongs to.
     x = values([1, 2, 3, 4])
-    w = [values([1, 2, 3, 4]), values([5, 6, 7, 8])]
-    b = values([0, 0])
+    w = [values([5, 6, 7, 8]), values([9, 10, 11, 12])]
+    b = values([13, 14])
     y = linear(x, w, b if bias else None)
     for i, yi in enumerate(y):
-        want = {id(v) for v in (*w[i], *x, *([b[i]] if bias else []))}
-        got = {id(c) for c in yi.children}
-        expect(got == want and len(yi.children) == len(want),
-               f"y[{i}] has {len(yi.children)} children, {len(got & want)} of them from w[{i}], x"
-               f"{' and b[' + str(i) + ']' if bias else ''}; expected exactly those {len(want)}",
+        # d y[i] / d child: x[j] for w[i][j], w[i][j] for x[j], 1 for b[i]
+        want = {id(wij): xj.data for wij, xj in zip(w[i], x)}
+        want.update({id(xj): wij.data for wij, xj in zip(w[i], x)})
+        if bias:
+            want[id(b[i])] = 1.0
+        children, local_grads = list(yi.children), list(yi.local_grads)
+        got = {id(c) for c in children}
+        expect(got == set(want) and len(children) == len(want),
+               f"y[{i}] has {len(children)} children, {len(got & set(want))} of them from w[{i}],"
+               f" x{' and b[' + str(i) + ']' if bias else ''}; expected exactly those {len(want)}",
                hint="build each output as ONE Value(total, (*w[i], *x), (*x_data, *w_data)): "
                     "a chain of * and + makes 2*n_in nodes per output and slows training down")
-        expect_close(yi.local_grads, [*x, *w[i], *([1.0] if bias else [])],
-                     f"local grads of y[{i}]",
-                     hint="children (*w[i], *x) go with local grads (*x data, *w[i] data)")
+        expect(len(local_grads) == len(children),
+               f"y[{i}] has {len(children)} children but {len(local_grads)} local grads",
+               hint="one local grad per child, in the same order as the children")
+        expect_close(local_grads, [want[id(c)] for c in children],
+                     f"local grads of y[{i}], each paired with its own child",
+                     hint="the local grad of w[i][j] is x[j].data, of x[j] is w[i][j].data, "
+                          "of b[i] is 1.0, each at its child's position")
 
 
 def test_weights_used_twice_accumulate_their_gradients():
@@ -147,8 +157,12 @@ def test_linear_rejects_mismatched_shapes():
     expect("2" in message and "3" in message,
            f"linear(x of 3, w of 3 rows x 2) raised ValueError({message!r}), which does not "
            "give the sizes", hint="say how long a row of w is and how long x is")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         linear(x, [values([1, 2, 3])], values([0, 0]))  # 1 output, 2 biases
+    message = str(info.value)
+    expect("1" in message and "2" in message,
+           f"linear with 1 row of w and 2 biases raised ValueError({message!r}), which does "
+           "not give both numbers", hint="say how many rows w has and how many biases came")
 
 
 # --- relu ---
@@ -273,8 +287,20 @@ def test_matrix_draws_gaussians_row_by_row_from_the_given_generator():
 
 
 def test_matrix_rejects_a_negative_std():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         matrix(2, 2, -1.0, random.Random(0))
+    expect("-1" in str(info.value), f"std=-1.0 raised ValueError({str(info.value)!r}), which "
+           "does not give the value", hint="e.g. 'matrix: std must be >= 0, got -1.0'")
+    expect([[v.data for v in row] for row in matrix(1, 2, 0.0, random.Random(0))] == [[0, 0]],
+           "matrix(1, 2, std=0) must be a 1 x 2 matrix of zeros",
+           hint="std 0 and a single row or column are allowed; only std < 0 and a shape with "
+                "no rows or no columns are errors")
+    for shape in ((0, 3), (3, 0)):
+        with pytest.raises(ValueError) as info:
+            matrix(*shape, 1.0, random.Random(0))
+        expect(all(str(n) in str(info.value) for n in shape),
+               f"matrix{shape} raised ValueError({str(info.value)!r}), which does not give the "
+               "shape", hint="e.g. 'matrix: shape (0, 3) must have at least one row and column'")
 
 
 def test_sgd_step_moves_against_the_gradient():
@@ -297,6 +323,17 @@ def test_zero_grad_clears_every_grad():
 
 
 # --- the MLP language model ---
+
+
+def test_make_examples_with_a_context_of_one():
+    got = make_examples([encode("ab")], context=1, bos_id=BOS)
+    a, b = encode("ab")
+    expect([(tuple(c), t) for c, t in got] == [((BOS,), a), ((a,), b), ((b,), BOS)],
+           f"make_examples(['ab'], context=1) gave {got}", hint="context 1 is a bigram model")
+    with pytest.raises(ValueError) as info:
+        make_examples([encode("ab")], context=0, bos_id=BOS)
+    expect("context" in str(info.value), f"context=0 raised ValueError({str(info.value)!r}), "
+           "which does not name context", hint="e.g. 'context must be at least 1, got 0'")
 
 
 def test_make_examples_worked_example():
@@ -366,8 +403,16 @@ def test_mlp_values_and_gradients_match_torch():
 
 
 def test_mlp_rejects_a_context_of_the_wrong_length():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         MLP(7, 2, 3, 5, random.Random(0))((1, 2, 3))
+    expect("2" in str(info.value) and "3" in str(info.value),
+           f"an MLP with context 2 given 3 ids raised ValueError({str(info.value)!r}), which "
+           "does not give both numbers", hint="e.g. 'MLP: expected 2 context ids, got 3'")
+    with pytest.raises(ValueError) as info:
+        mean_loss(MLP(7, 2, 3, 5, random.Random(0)), [])
+    expect("example" in str(info.value),
+           f"mean_loss of no examples raised ValueError({str(info.value)!r}), which does not "
+           "say why", hint="an average over nothing is 0/0: 'mean_loss: got no examples'")
 
 
 def test_train_step_clears_old_gradients():
@@ -381,6 +426,19 @@ def test_train_step_clears_old_gradients():
     expect_close([p.grad for p in model.parameters()], grads_once,
                  "grads after a second train_step with lr=0", rel=1e-9,
                  hint="backward() adds to .grad: call zero_grad before backward in every step")
+
+
+def test_an_untrained_mlp_is_unsure(names):
+    # Before training, every next letter should look about equally likely: a loss near
+    # ln 27. Large initial weights make confident, random guesses and a loss of 50 or more.
+    examples = make_examples([encode(n) for n in names[:40]], 3, BOS)
+    for seed in range(2):
+        loss = mean_loss(MLP(27, 3, 10, 64, random.Random(seed)), examples).data
+        expect(abs(loss - math.log(27)) < 1.0,
+               f"the initial loss of MLP(27, 3, 10, 64) (seed {seed}) on the first 40 names is "
+               f"{loss:.3f}; expected within 1 of ln 27 = {math.log(27):.3f}",
+               hint="scale each weight matrix by 1/sqrt(fan_in) (fan_in = the length of a row) "
+                    "and start the biases at 0, so the logits start small")
 
 
 def test_a_tiny_mlp_overfits_three_names():

@@ -281,6 +281,16 @@ def test_n_head_must_divide_n_embd():
     expect("6" in message and "4" in message,
            f"the ValueError says {message!r}, which does not name n_embd=6 and n_head=4",
            hint="say what was wrong: e.g. 'n_embd=6 must split evenly into n_head=4 heads'")
+    try:
+        run_ours(X, W, n_head=0)
+    except ValueError:
+        pass
+    except ZeroDivisionError:
+        raise AssertionError("n_head=0 raised ZeroDivisionError\n  hint: check n_head >= 1 "
+                             "before dividing by it, and raise a ValueError that says so") from None
+    else:
+        raise AssertionError("n_head=0 did not raise\n  hint: no heads is no attention: raise "
+                             "a ValueError for n_head < 1")
 
 
 def test_a_cache_out_of_step_is_a_clear_error():

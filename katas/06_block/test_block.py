@@ -238,9 +238,11 @@ def test_weights_out_is_passed_to_attention():
 def test_a_layer_with_a_missing_weight_is_a_clear_error():
     g = torch.Generator().manual_seed(11)
     layer = make_layer(g, 8)
-    del layer["mlp_fc2"]
+    del layer["mlp_fc2"], layer["attn_wk"]
     vlayer = {name: to_values(w) for name, w in layer.items()}
     with pytest.raises(KeyError) as info:
         block(to_values(randn(g, 8)), vlayer, [], [], 2)
-    expect("mlp_fc2" in str(info.value),
-           f"the KeyError says {str(info.value)!r}, which does not name the missing 'mlp_fc2'")
+    unnamed = [name for name in ("attn_wk", "mlp_fc2") if name not in str(info.value)]
+    expect(not unnamed, f"the KeyError says {str(info.value)!r}, which does not name the "
+           f"missing {unnamed}", hint="check every name in LAYER_KEYS first and name all the "
+           "missing ones, e.g. 'layer is missing attn_wk, mlp_fc2'")

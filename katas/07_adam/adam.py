@@ -41,6 +41,7 @@ class Adam:
 
 def linear_decay(lr: float, total_steps: int) -> Callable[[int], float]:
     """A schedule step -> lr * (1 - step / total_steps): lr at step 0, lr / total_steps at the
-    last step (total_steps - 1), and 0 (never negative) from total_steps on.
+    last step (total_steps - 1), and 0 (never negative) from total_steps on. A ValueError
+    that names total_steps when it is below 1.
     """
     raise NotImplementedError(f"linear_decay: return a function of the step; {LESSON}")

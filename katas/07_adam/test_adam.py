@@ -195,5 +195,30 @@ def test_bad_hyperparameters_are_clear_errors(kwargs):
 
 
 def test_no_parameters_is_a_clear_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         Adam([])
+    expect("param" in str(info.value), f"Adam([]) raised ValueError({str(info.value)!r}), "
+           "which does not say the parameter list is empty",
+           hint="e.g. 'Adam: got no parameters to optimise'")
+
+
+def test_the_edges_of_the_allowed_settings_are_allowed():
+    # lr = 0 is allowed (lr < 0 is the error): a step then moves nothing.
+    p = Value(1.0)
+    p.grad = 0.5
+    Adam([p], lr=0.0).step()
+    expect_close(p.data, 1.0, "a parameter after one step with lr=0",
+                 hint="only lr < 0 is an error; lr = 0 is a valid (if idle) setting")
+    Adam([p], lr=0.1, eps=0.0, beta1=0.0, beta2=0.0).step()  # the edges of eps and the betas
+    expect_close(p.data, 0.9, "a step of lr 0.1 with eps=0, beta1=beta2=0 and grad 0.5",
+                 hint="eps = 0 and betas = 0 are allowed; then m_hat = g, v_hat = g**2 and the "
+                      "step is lr * g / |g|")
+    # A one-step decay: the full rate at step 0, then 0.
+    expect_close([linear_decay(0.01, 1)(s) for s in (0, 1)], [0.01, 0.0],
+                 "linear_decay(0.01, total_steps=1) at steps 0 and 1",
+                 hint="total_steps = 1 is allowed; only total_steps < 1 is an error")
+    with pytest.raises(ValueError) as info:
+        linear_decay(0.01, 0)
+    expect("total_steps" in str(info.value), f"linear_decay(0.01, 0) raised ValueError("
+           f"{str(info.value)!r}), which does not name total_steps",
+           hint="say which setting was wrong: 'total_steps must be at least 1, got 0'")

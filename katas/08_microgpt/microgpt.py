@@ -52,9 +52,10 @@ def decode(ids: Sequence[int]) -> str:
 def init_params(seed: int = 42) -> Params:
     """Every weight matrix by name, drawn gaussian(0, INIT_STD) from random.Random(seed).
 
-    Names and shapes (rows = outputs): "wte" 27x16, "wpe" 16x16, "lm_head" 27x16, and for
-    each layer i: f"layer{i}.attn_wq", ".attn_wk", ".attn_wv", ".attn_wo" 16x16,
-    f"layer{i}.mlp_fc1" 64x16, f"layer{i}.mlp_fc2" 16x64. Same seed, same weights.
+    Names and shapes (rows = outputs), drawn in this order, row by row: "wte" 27x16, "wpe"
+    16x16, "lm_head" 27x16, then for each layer i: f"layer{i}.attn_wq", ".attn_wk",
+    ".attn_wv", ".attn_wo" 16x16, f"layer{i}.mlp_fc1" 64x16, f"layer{i}.mlp_fc2" 16x64.
+    Same seed, same weights; init_params(42) gives the lesson's worked example.
     """
     raise NotImplementedError(f"init_params: one matrix() per name, all from one rng; {LESSON}")
 
@@ -101,7 +102,7 @@ def train(params: Params, sequences: Sequence[Sequence[int]], steps: int,
     Run it to the end with `losses = list(train(params, sequences, steps))`.
     """
     raise NotImplementedError(
-        f"train: loss, backward, optimizer step, zero the grads, yield; {LESSON}")
+        f"train: loss, backward, optimizer step, grads cleared once per step, yield; {LESSON}")
 
 
 def sample(params: Params, rng: random.Random, temperature: float = 0.5) -> str:

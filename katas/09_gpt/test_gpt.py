@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from gpt import GPT, PRESETS, GPTConfig, KVCache, causal_mask
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.overrides import TorchFunctionMode
 
 from harness.checks import expect, expect_close
 
@@ -264,25 +265,37 @@ def test_the_two_attention_paths_agree_in_values_and_gradients():
                      rel=1e-8, abs=1e-10)
 
 
-def test_each_path_uses_its_own_attention(monkeypatch):
-    calls = []
-    real_sdpa = F.scaled_dot_product_attention
+class SdpaCalls(TorchFunctionMode):
+    """Records every call of scaled_dot_product_attention, however the model reaches it
+    (F.scaled_dot_product_attention, or the function imported by name): for each, whether
+    it was given a causal mask (is_causal=True or an attn_mask)."""
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("is_causal", args[5] if len(args) > 5 else False))
-        return real_sdpa(*args, **kwargs)
+    def __init__(self):
+        super().__init__()
+        self.calls: list[bool] = []
 
-    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") == "scaled_dot_product_attention":
+            is_causal = kwargs.get("is_causal", args[5] if len(args) > 5 else False)
+            mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
+            self.calls.append(bool(is_causal) or mask is not None)
+        return func(*args, **kwargs)
+
+
+def test_each_path_uses_its_own_attention():
     idx = random_ids(SMALL, 1, 6, seed=9)
-    make_model(attention="sdpa")(idx)
-    expect(calls == [True] * SMALL.n_layer,
-           f"the sdpa path made these F.scaled_dot_product_attention calls (is_causal of each): "
-           f"{calls}; expected one per layer with is_causal=True",
+    with SdpaCalls() as sdpa:
+        make_model(attention="sdpa")(idx)
+    expect(sdpa.calls == [True] * SMALL.n_layer,
+           f"the sdpa path made {len(sdpa.calls)} scaled_dot_product_attention calls (causal "
+           f"or not: {sdpa.calls}); expected one causal call per layer ({SMALL.n_layer})",
            hint="attention='sdpa' calls F.scaled_dot_product_attention(q, k, v, is_causal=True)")
-    calls.clear()
-    make_model(attention="manual")(idx)
-    expect(calls == [], f"attention='manual' called F.scaled_dot_product_attention {len(calls)} "
-                        "times", hint="the manual path computes the masked softmax itself")
+    with SdpaCalls() as sdpa:
+        make_model(attention="manual")(idx)
+    expect(sdpa.calls == [], f"attention='manual' called scaled_dot_product_attention "
+                             f"{len(sdpa.calls)} times",
+           hint="the manual path computes the masked softmax itself")
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "manual"])

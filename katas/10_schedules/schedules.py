@@ -23,8 +23,9 @@ def lr_at(step: int, max_lr: float, min_lr: float, warmup_steps: int, max_steps:
                                    p = (step - warmup_steps) / (max_steps - warmup_steps)
     step >= max_steps:             min_lr
 
-    So lr_at(warmup_steps) = max_lr and lr_at(max_steps) = min_lr. A ValueError for
-    step < 0, warmup_steps outside 0..max_steps, max_steps <= 0, or min_lr outside 0..max_lr.
+    So lr_at(warmup_steps) = max_lr and lr_at(max_steps) = min_lr (when the two are equal,
+    min_lr: the end wins). A ValueError that names the bad argument for step < 0,
+    warmup_steps outside 0..max_steps, max_steps <= 0, or min_lr outside 0..max_lr.
     """
     raise NotImplementedError(f"lr_at: a warmup line, then a half cosine down; {LESSON}")
 

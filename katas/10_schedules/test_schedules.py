@@ -101,26 +101,38 @@ def test_min_lr_from_max_steps_on(s, extra):
                  rel=1e-9, abs=1e-15)
 
 
+def test_a_run_that_is_all_warmup_ends_at_min_lr():
+    # warmup_steps == max_steps: the warmup line up to the end, then min_lr (the end wins).
+    got = [lr_at(k, 1e-3, 1e-4, 10, 10) for k in range(12)]
+    want = [1e-3 * k / 10 for k in range(10)] + [1e-4, 1e-4]
+    expect_close(got, want, "lr_at(0..11) with warmup_steps = max_steps = 10", rel=1e-9,
+                 hint="warmup_steps may equal max_steps; check step >= max_steps first, so "
+                      "lr_at(max_steps) is min_lr")
+
+
 def test_no_warmup_starts_at_max_lr():
     expect_close(lr_at(0, 1e-3, 1e-4, 0, 100), 1e-3, "lr_at(0) with warmup_steps=0",
                  hint="with no warmup the cosine starts at step 0 (and nothing divides by 0)")
 
 
 @pytest.mark.parametrize(
-    "args",
+    "args, bad",
     [
-        dict(step=-1, max_lr=1e-3, min_lr=0.0, warmup_steps=10, max_steps=100),
-        dict(step=0, max_lr=1e-3, min_lr=0.0, warmup_steps=200, max_steps=100),
-        dict(step=0, max_lr=1e-3, min_lr=0.0, warmup_steps=-1, max_steps=100),
-        dict(step=0, max_lr=1e-3, min_lr=0.0, warmup_steps=0, max_steps=0),
-        dict(step=0, max_lr=1e-3, min_lr=1e-2, warmup_steps=10, max_steps=100),
+        (dict(step=-1, max_lr=1e-3, min_lr=0.0, warmup_steps=10, max_steps=100), "step"),
+        (dict(step=0, max_lr=1e-3, min_lr=0.0, warmup_steps=200, max_steps=100), "warmup_steps"),
+        (dict(step=0, max_lr=1e-3, min_lr=0.0, warmup_steps=-1, max_steps=100), "warmup_steps"),
+        (dict(step=0, max_lr=1e-3, min_lr=0.0, warmup_steps=0, max_steps=0), "max_steps"),
+        (dict(step=0, max_lr=1e-3, min_lr=1e-2, warmup_steps=10, max_steps=100), "min_lr"),
     ],
     ids=["negative step", "warmup past max_steps", "negative warmup", "max_steps 0",
          "min_lr above max_lr"],
 )
-def test_bad_arguments_are_a_clear_error(args):
-    with pytest.raises(ValueError):
+def test_bad_arguments_are_a_clear_error(args, bad):
+    with pytest.raises(ValueError) as info:
         lr_at(**args)
+    expect(bad in str(info.value), f"lr_at({args}) raised ValueError({str(info.value)!r}), "
+           f"which does not name {bad}", hint="say which argument is wrong and what it must be, "
+           "e.g. 'need 0 <= min_lr <= max_lr, got min_lr=0.01, max_lr=0.001'")
 
 
 # ---------------------------------------------------------------- AdamW parameter groups

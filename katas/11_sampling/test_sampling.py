@@ -97,6 +97,25 @@ def test_top_p_keeps_the_smallest_set_reaching_p(top_p, kept):
                       f"{kept}; the token that crosses the line is kept, and the rest renormalised")
 
 
+def test_top_p_reached_exactly_keeps_no_more():
+    # Four equal logits: probabilities exactly 1/4 each, running mass 0.25, 0.5, ... exactly.
+    # top_p = 0.5 is reached by the first two (ties go to the lower ids); the third is not needed.
+    got = next_token_probs(torch.zeros(1, 4), top_p=0.5)
+    expect_close(got, [[0.5, 0.5, 0.0, 0.0]], "next_token_probs(4 equal logits, top_p=0.5)",
+                 hint="drop a token when the mass before it already reaches top_p (>=, not >)")
+
+
+def test_top_p_of_one_keeps_everything_in_float32():
+    # In float32, 0.5 + 0.5 is exactly 1.0: the mass before the third token already equals
+    # top_p = 1, yet top_p = 1 must keep every token, however unlikely.
+    logits = torch.tensor([[0.0, 0.0, -20.0]])
+    got = next_token_probs(logits, top_p=1.0)
+    want = torch.softmax(logits.double(), dim=-1)
+    expect_close(got, want, "next_token_probs([[0, 0, -20]] in float32, top_p=1.0)", rel=1e-4,
+                 abs=0.0, hint="top_p=1 keeps everything: skip the nucleus cut when top_p is 1 "
+                               "(float rounding can make the running mass reach 1.0 early)")
+
+
 # --- greedy limits ---
 
 
@@ -149,8 +168,9 @@ def test_draws_follow_the_distribution(temperature, top_k, top_p):
            f"  expected counts {np.round(expected).astype(int).tolist()}\n"
            f"  got counts      {counts.tolist()}\n"
            f"  chi-square {chi2:.1f} >= {critical} (p < 0.001)",
-           hint="draw with torch.multinomial(probs, 1, generator=generator); never argmax; "
-                "temperature divides the logits")
+           hint="draw with torch.multinomial(probs, 1, generator=generator) (or the argmax "
+                "of log-probs plus Gumbel noise drawn from the generator), never the plain "
+                "argmax; temperature divides the logits")
 
 
 @given(data=st.data())
@@ -189,7 +209,8 @@ def test_draws_come_from_the_callers_generator():
     other = sample_next(logits, generator=torch.Generator().manual_seed(6))
     expect(not torch.equal(first, other), "generators with different seeds drew the same 50 "
                                           "tokens from a uniform distribution",
-           hint="draw at random with torch.multinomial; do not take the argmax")
+           hint="draw at random with the generator (torch.multinomial, or Gumbel noise then "
+                "argmax); the plain argmax gives the same token every time")
 
 
 # --- bad arguments ---
@@ -218,6 +239,31 @@ def test_bad_settings_are_clear_errors(argument, kwargs):
                f"{function.__name__}(logits, {kwargs}) raised ValueError({str(info.value)!r}), "
                f"which does not name {argument}",
                hint="say which argument is wrong and what values it takes")
+
+
+def test_logits_that_are_not_2d_are_a_clear_error():
+    for function in (sample_next, next_token_probs):
+        with pytest.raises(ValueError) as info:
+            function(torch.zeros(2, 3, 5))
+        expect("(2, 3, 5)" in str(info.value),
+               f"{function.__name__} of logits shaped (2, 3, 5) raised ValueError("
+               f"{str(info.value)!r}), which does not give the shape",
+               hint="say what it got and what it needs: 'logits must be (batch, vocab), got "
+                    "shape (2, 3, 5)'")
+
+
+def test_defaults_are_temperature_1_and_the_logits_dtype():
+    logits = 3 * torch.randn(64, 7, generator=torch.Generator().manual_seed(3),
+                             dtype=torch.float64)
+    plain = sample_next(logits, generator=torch.Generator().manual_seed(8))
+    at_one = sample_next(logits, temperature=1.0, generator=torch.Generator().manual_seed(8))
+    expect(torch.equal(plain, at_one), "sample_next without a temperature drew differently "
+           "from temperature=1.0 with the same seed", hint="the default temperature is 1.0")
+    for temperature in (0.0, 1.0):
+        probs = next_token_probs(logits, temperature=temperature)
+        expect(probs.dtype == torch.float64, f"next_token_probs of float64 logits at "
+               f"temperature {temperature} returned {probs.dtype}",
+               hint="keep the logits' dtype (one_hot gives integers: .to(logits.dtype))")
 
 
 def fake_model(block_size=4, vocab=10):

@@ -202,8 +202,9 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
       optimizer.step(), zero the grads, and the step count becomes s + 1.
     - A checkpoint is {"model", "model_config", "tokenizer", "optimizer", "train_config",
       "state", "rng"}: state_dicts, asdict(...) and tokenizer.to_dict() (plain data only),
-      "state" holds the step and the best/patience bookkeeping, "rng" the states of the
-      batch generator and of torch's global RNG.
+      "state" is a dict with "step" (the next step to run) and your best/patience
+      bookkeeping; "rng" a dict of the batch generator's state and torch's global RNG state
+      (name them as you like, e.g. "batches" and "torch").
     - resume=True loads out_dir/last.pt (FileNotFoundError when missing) and restores all of
       that, so the run continues exactly as if it had never stopped.
     - log(event) gets {"kind": "start", "step", "resumed"}, then {"kind": "step", "step",

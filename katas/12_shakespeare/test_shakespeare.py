@@ -3,6 +3,9 @@ sizes from the published file), a chi-square bound, probe models that record how
 called, torch.load(weights_only=True), and a second, uninterrupted training run."""
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,9 @@ from shakespeare import (
 )
 from tokenizer import CharTokenizer
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+import harness
 from harness.checks import expect, expect_close
 
 # ---------------------------------------------------------------- device, encoding, split
@@ -191,8 +196,11 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     save_checkpoint(path, {"step": 1})
     real_save = torch.save
 
-    def crash_halfway(obj, f, *args, **kwargs):
-        Path(f).write_bytes(b"half a checkpoint")
+    def crash_halfway(obj, f, *args, **kwargs):  # f: a path or an open binary file
+        if hasattr(f, "write"):
+            f.write(b"half a checkpoint")
+        else:
+            Path(f).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash_halfway)
@@ -205,6 +213,32 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "last.pt")
     expect(leftovers == [], f"a crashed save left {leftovers} behind",
            hint="delete the temporary file when torch.save fails (try/finally)")
+
+
+class RunsCode:
+    """Pickles as a call of exec: loading it with weights_only=False would run the code."""
+
+    def __reduce__(self):
+        return exec, ("import os; os.environ['GPT_KATAS_PICKLE_RAN'] = '1'",)
+
+
+def test_load_never_runs_code_from_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("GPT_KATAS_PICKLE_RAN", raising=False)
+    torch.save({"step": 3, "w": torch.ones(2)}, tmp_path / "plain.pt")
+    plain = load_checkpoint(tmp_path / "plain.pt")
+    expect(plain["step"] == 3 and torch.equal(plain["w"], torch.ones(2)),
+           f"load_checkpoint gave {plain!r} for a file holding {{'step': 3, 'w': ones(2)}}",
+           hint="torch.load(path, map_location='cpu', weights_only=True)")
+    path = tmp_path / "evil.pt"
+    torch.save({"model": RunsCode()}, path)
+    try:
+        load_checkpoint(path)
+    except Exception:  # noqa: BLE001 (refusing the file is right; running it is not)
+        pass
+    ran = os.environ.pop("GPT_KATAS_PICKLE_RAN", None)
+    expect(ran is None, "loading a checkpoint ran code that the file told it to run",
+           hint="torch.load(path, map_location='cpu', weights_only=True): a checkpoint from "
+                "the internet must never run code on your machine")
 
 
 def test_load_of_a_missing_checkpoint_is_a_clear_error(tmp_path):
@@ -236,6 +270,56 @@ def _cfg(tmp_path, **changes) -> TrainConfig:
     return TrainConfig(**{**base, **changes})
 
 
+def _field(mapping, key, what: str):
+    """mapping[key], or a failure that says which entry is missing (not a bare KeyError)."""
+    have = sorted(map(str, mapping)) if isinstance(mapping, dict) else type(mapping).__name__
+    expect(isinstance(mapping, dict) and key in mapping, f"{what} has no {key!r} entry (it has "
+           f"{have})", hint="train's docstring lists what a checkpoint, a log event and the "
+           "returned dict hold")
+    return mapping[key]
+
+
+def _saved_step(checkpoint, name: str) -> int:
+    return _field(_field(checkpoint, "state", name), "step", f"{name}'s 'state'")
+
+
+def _checked(result: dict) -> dict:
+    for key in ("step", "best_val", "best_step", "stopped"):
+        _field(result, key, "the dict train returned")
+    return result
+
+
+def _evals_into(evals: list):
+    """A log callback that keeps the eval events."""
+    def log(event):
+        if _field(event, "kind", "a log event") == "eval":
+            for key in ("step", "train_loss", "val_loss"):
+                _field(event, key, "an eval log event")
+            evals.append(event)
+    return log
+
+
+def _tensors_in(value):
+    """Every tensor inside value, however deeply nested in dicts, lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors_in(item)
+
+
+def _eval_steps(tmp_path, **changes) -> tuple[dict, list[dict]]:
+    tokenizer, train_ids, val_ids = _toy_data()
+    evals = []
+    cfg = _cfg(tmp_path, **changes)
+    result = _checked(train(_tiny_model(1), tokenizer, train_ids, val_ids, cfg,
+                            log=_evals_into(evals)))
+    return result, evals
+
+
 def test_a_short_run_learns_shakespeare(shakespeare, tmp_path):
     # 1 layer, 32 dims, 120 steps of 32 x 16 tokens on the first 100,000 characters.
     # A model that ignores context cannot beat the unigram entropy, about 3.3 nats;
@@ -247,7 +331,7 @@ def test_a_short_run_learns_shakespeare(shakespeare, tmp_path):
                           n_embd=32))
     cfg = TrainConfig(batch_size=32, max_steps=120, lr=5e-3, min_lr=5e-4, warmup_steps=10,
                       eval_interval=60, eval_iters=4, patience=0, out_dir=str(tmp_path))
-    result = train(model, tokenizer, train_ids, val_ids, cfg)
+    result = _checked(train(model, tokenizer, train_ids, val_ids, cfg))
     expect(result["step"] == 120 and result["stopped"] == "max_steps",
            f"train returned {result}; expected 120 steps, stopped at max_steps")
     expect(result["best_val"] < 3.0, f"best val loss {result['best_val']:.3f} after 120 steps; "
@@ -270,11 +354,13 @@ def test_the_checkpoint_holds_everything_to_continue(tmp_path):
                              "tensors and state_dicts, never objects") from None
     for key in ("model", "model_config", "tokenizer", "optimizer", "state", "rng"):
         expect(key in saved, f"last.pt has keys {sorted(saved)}; {key!r} is missing")
-    expect(saved["state"]["step"] == 6, f"saved step {saved['state']['step']}, expected 6",
+    step = _saved_step(saved, "last.pt")
+    expect(step == 6, f"saved step {step}, expected 6",
            hint="the step counter is the schedule's position: save it")
     for name, tensor in model.state_dict().items():
-        expect(torch.equal(saved["model"][name], tensor), f"saved {name} differs from the model")
-    adam = saved["optimizer"]["state"]
+        got = _field(saved["model"], name, "last.pt's 'model'")
+        expect(torch.equal(got, tensor), f"saved {name} differs from the model")
+    adam = _field(saved["optimizer"], "state", "last.pt's 'optimizer'")
     expect(len(adam) > 0 and all(float(s["step"]) == 6 for s in adam.values()),
            "the saved AdamW state must have taken 6 steps for every parameter",
            hint="save optimizer.state_dict(): Adam's moments are half of what training learned")
@@ -282,8 +368,10 @@ def test_the_checkpoint_holds_everything_to_continue(tmp_path):
     expect_close([g["lr"] for g in saved["optimizer"]["param_groups"]], [last_lr] * 2,
                  "lr of each saved param group", rel=1e-9,
                  hint="before step s, set every group's lr to lr_at(s, ...)")
-    expect(torch.equal(saved["rng"]["torch"], rng_after),
-           "saved torch RNG state is not the one the run ended with",
+    rng_states = list(_tensors_in(saved["rng"]))
+    expect(any(t.shape == rng_after.shape and torch.equal(t, rng_after) for t in rng_states),
+           f"none of the {len(rng_states)} tensors saved under 'rng' is the torch RNG state the "
+           "run ended with",
            hint="save torch.get_rng_state() (it drives dropout) and restore it on resume")
     rebuilt, rebuilt_tokenizer = model_from_checkpoint(load_checkpoint(path))
     expect(not rebuilt.training and rebuilt_tokenizer.chars == tokenizer.chars,
@@ -297,16 +385,86 @@ def test_best_checkpoint_is_the_best_evaluation(tmp_path):
     tokenizer, train_ids, val_ids = _toy_data()
     evals = []
     train(_tiny_model(1), tokenizer, train_ids, val_ids, _cfg(tmp_path, max_steps=16),
-          log=lambda e: evals.append(e) if e["kind"] == "eval" else None)
+          log=_evals_into(evals))
     steps = [e["step"] for e in evals]
     expect(steps == [0, 4, 8, 12, 16], f"evaluations at steps {steps}, expected [0, 4, 8, 12, 16]",
            hint="evaluate when step % eval_interval == 0 (step 0 too) and at max_steps")
     best = min(evals, key=lambda e: e["val_loss"])
-    saved = load_checkpoint(tmp_path / "best.pt")
-    expect(saved["state"]["step"] == best["step"],
-           f"best.pt is from step {saved['state']['step']}, but the best val loss "
+    step = _saved_step(load_checkpoint(tmp_path / "best.pt"), "best.pt")
+    expect(step == best["step"],
+           f"best.pt is from step {step}, but the best val loss "
            f"{best['val_loss']:.4f} was at step {best['step']}",
            hint="save best.pt only when val loss beats the best so far")
+
+
+def test_the_last_step_is_evaluated_and_saved(tmp_path):
+    result, evals = _eval_steps(tmp_path, max_steps=10, eval_interval=4)
+    steps = [e["step"] for e in evals]
+    expect(steps == [0, 4, 8, 10], f"with max_steps=10 and eval_interval=4, evaluations at "
+           f"steps {steps}; expected [0, 4, 8, 10]",
+           hint="also evaluate at max_steps when it is not a multiple of eval_interval: the "
+                "final model deserves a score and a checkpoint")
+    step = _saved_step(load_checkpoint(tmp_path / "last.pt"), "last.pt")
+    expect(result["step"] == 10 and step == 10,
+           f"train returned step {result['step']} and last.pt holds step {step}; expected 10 "
+           "for both",
+           hint="after the evaluation at max_steps, write last.pt")
+
+
+def test_clipping_bounds_every_update(tmp_path):
+    # The toy model's gradient norm is far above 0.01, so every step must be clipped, and
+    # the optimizer must only ever see the clipped gradients.
+    norms = []
+
+    def record(optimizer, args, kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]
+        norms.append(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(g.double()) for g in grads])).item())
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        _eval_steps(tmp_path, max_steps=4, grad_clip=0.01)
+    finally:
+        handle.remove()
+    expect(len(norms) == 4, f"optimizer.step() ran {len(norms)} times in 4 steps",
+           hint="one optimizer.step() per training step")
+    expect(max(norms) <= 0.01 * (1 + 1e-4),
+           f"gradient norms the optimizer stepped with: {[f'{n:.3g}' for n in norms]}; "
+           "expected each at most grad_clip = 0.01",
+           hint="clip_grad_norm(model.parameters(), cfg.grad_clip) after backward() and "
+                "before optimizer.step()")
+
+
+def test_train_and_val_losses_come_from_their_own_data(tmp_path):
+    # Train text is all "a", val text all "b": every window of a split is the same, so each
+    # split's loss is exactly the untrained model's loss on one window of it (lr 0).
+    tokenizer = CharTokenizer(TOKENIZER_TEXT)
+    train_ids = torch.tensor(tokenizer.encode("a" * 200))
+    val_ids = torch.tensor(tokenizer.encode("b" * 60))
+    model = _tiny_model(6)
+    seen = []
+    model.register_forward_pre_hook(  # the token ids, given by position or by name
+        lambda module, args, kwargs: seen.append(
+            (module.training, set((args or list(kwargs.values()))[0].flatten().tolist()))),
+        with_kwargs=True)
+    evals = []
+    train(model, tokenizer, train_ids, val_ids, _cfg(tmp_path, lr=0.0, min_lr=0.0, max_steps=4),
+          log=_evals_into(evals))
+    trained_on = set().union(*(tokens for training, tokens in seen if training))
+    expect(trained_on == set(tokenizer.encode("a")),
+           f"training batches held the tokens {sorted(trained_on)}; only the train split's "
+           f"{tokenizer.encode('a')} belongs there",
+           hint="draw training batches from train_data; val_data is only for measuring")
+    model.eval()
+    with torch.no_grad():
+        want = {name: model(ids[None, :8], ids[None, 1:9])[1].item()
+                for name, ids in (("train_loss", train_ids), ("val_loss", val_ids))}
+    for event in evals:
+        for name, value in want.items():
+            expect_close(event[name], value, f"{name} logged at step {event['step']}", rel=1e-4,
+                         hint="evaluate with estimate_loss on {'train': train_data, 'val': "
+                              "val_data}: each split's loss from its own data")
 
 
 def test_early_stopping_with_patience(tmp_path):
@@ -314,7 +472,7 @@ def test_early_stopping_with_patience(tmp_path):
     # evaluations at steps 0 (the best), 4 and 8 (two without improvement) -> stop at 8.
     tokenizer, train_ids, val_ids = _toy_data()
     cfg = _cfg(tmp_path, lr=0.0, min_lr=0.0, max_steps=40, patience=2)
-    result = train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg)
+    result = _checked(train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg))
     expect((result["step"], result["stopped"], result["best_step"]) == (8, "patience", 0),
            f"train returned {result}; expected to stop at step 8 on patience, best at step 0",
            hint="count evaluations without a strictly lower val loss; stop when the count "
@@ -328,8 +486,8 @@ def test_resume_continues_exactly(tmp_path):
     train(whole, tokenizer, train_ids, val_ids, _cfg(tmp_path / "whole"))
 
     cfg = _cfg(tmp_path / "split")
-    first = train(_tiny_model(3, dropout=0.1), tokenizer, train_ids, val_ids, cfg,
-                  should_stop=lambda step: step == 7)
+    first = _checked(train(_tiny_model(3, dropout=0.1), tokenizer, train_ids, val_ids, cfg,
+                           should_stop=lambda step: step == 7))
     expect((first["step"], first["stopped"]) == (7, "asked"),
            f"should_stop(7) returned True but train returned {first}",
            hint="check should_stop(step) before each update; save last.pt and return")
@@ -341,6 +499,111 @@ def test_resume_continues_exactly(tmp_path):
                f"after resuming at step 7, {name} differs from the uninterrupted run",
                hint="restore model, optimizer, step, best/patience bookkeeping, the batch "
                     "generator's state and torch's RNG state")
+
+
+def test_resume_keeps_the_best_and_the_patience_count(tmp_path):
+    # lr 0: every evaluation ties with the first, so only step 0 is ever a new best. Stopped
+    # at step 4, then resumed, the run must go on as one: evaluations at 0, 4, 8, 12 (each
+    # once), the third without improvement at step 12 ends it on patience=3.
+    tokenizer, train_ids, val_ids = _toy_data()
+    cfg = _cfg(tmp_path, lr=0.0, min_lr=0.0, max_steps=40, patience=3)
+    evals = []
+    train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg, log=_evals_into(evals),
+          should_stop=lambda step: step == 4)
+    result = _checked(train(_tiny_model(2), tokenizer, train_ids, val_ids, cfg, resume=True,
+                            log=_evals_into(evals)))
+    evals = [e["step"] for e in evals]
+    expect(sorted(evals) == [0, 4, 8, 12] and len(set(evals)) == len(evals),
+           f"evaluations at steps {evals} over the stopped and the resumed run; expected "
+           "0, 4, 8, 12, each once", hint="save which step was last evaluated in 'state' and "
+           "skip the evaluation at the resume step if it already happened")
+    expect((result["step"], result["stopped"], result["best_step"]) == (12, "patience", 0),
+           f"the resumed run returned {result}; expected to stop at step 12 on patience with "
+           "the best at step 0", hint="restore the best val loss, its step and the count of "
+           "evaluations without improvement from last.pt's 'state'")
+    step = _saved_step(load_checkpoint(tmp_path / "best.pt"), "best.pt")
+    expect(step == 0, f"best.pt holds step {step}, but no "
+           "evaluation after step 0 was better", hint="write best.pt only for a strictly lower "
+           "val loss than the best so far")
+
+
+# One process of a two-process run (gloo, CPU): the same toy run as the specs above.
+DDP_WORKER = """
+import sys
+import torch
+import torch.distributed as dist
+sys.path[:0] = sys.argv[4].split("\\n")  # the spec's import path: the same kata modules
+from gpt import GPT, GPTConfig
+from shakespeare import TrainConfig, split_data, train
+from tokenizer import CharTokenizer
+
+rank, out = int(sys.argv[1]), sys.argv[2]
+dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank,
+                        world_size=2)
+torch.set_num_threads(1)
+text = sys.argv[3]
+tokenizer = CharTokenizer(text)
+train_ids, val_ids = split_data("the quick brown fox jumps over the lazy dog.\\n" * 40,
+                                tokenizer)
+torch.manual_seed(3)
+model = GPT(GPTConfig(vocab_size=len(text), block_size=8, n_layer=1, n_head=2, n_embd=16))
+rows = []
+model.register_forward_pre_hook(  # the token ids, given by position or by name
+    lambda module, args, kwargs: rows.append(len((args or list(kwargs.values()))[0]))
+    if module.training else None, with_kwargs=True)
+cfg = TrainConfig(batch_size=4, max_steps=12, lr=3e-3, min_lr=3e-4, warmup_steps=3,
+                  eval_interval=4, eval_iters=2, patience=0, seed=5, out_dir=out)
+result = train(model, tokenizer, train_ids, val_ids, cfg,
+               should_stop=lambda step: rank == 1 and step == 6)
+torch.save({"result": result, "rows": rows, "model": model.state_dict()}, f"{out}/rank{rank}.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_two_processes_train_as_one(tmp_path):
+    # Each process trains on its half of every batch; DDP averages the gradients, so the
+    # weights match a one-process run of the same batches. Only process 1 asks to stop.
+    root = Path(harness.__file__).resolve().parent.parent
+    path = "\n".join(sys.path)
+    workers = [subprocess.Popen([sys.executable, "-c", DDP_WORKER, str(rank), str(tmp_path),
+                                 TOKENIZER_TEXT, path], cwd=root, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    outputs = []
+    for worker in workers:
+        try:
+            outputs.append(worker.communicate(timeout=120)[0])
+        except subprocess.TimeoutExpired:
+            for w in workers:
+                w.kill()
+            raise AssertionError(
+                "a two-process run did not finish in 120 s: the processes are waiting for "
+                "each other\n  hint: all processes must stop at the same step: all_reduce the "
+                "should_stop flag (ReduceOp.MAX) before acting on it") from None
+    for rank, (worker, output) in enumerate(zip(workers, outputs)):
+        expect(worker.returncode == 0, f"process {rank} of 2 failed:\n{output[-2000:]}",
+               hint="under torch.distributed wrap the model in DistributedDataParallel")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for rank, got in enumerate(ranks):
+        expect((got["result"]["step"], got["result"]["stopped"]) == (6, "asked"),
+               f"process {rank} returned {got['result']}; only process 1 asked to stop at "
+               "step 6, but both must stop there", hint="all_reduce the should_stop flag")
+        expect(set(got["rows"]) == {2}, f"process {rank} trained on batches of "
+               f"{sorted(set(got['rows']))} rows; expected 2 (its half of batch_size 4)",
+               hint="draw the global batch, then keep rows rank*B/world to (rank+1)*B/world")
+    tokenizer, train_ids, val_ids = _toy_data()
+    alone = _tiny_model(3)
+    train(alone, tokenizer, train_ids, val_ids, _cfg(tmp_path / "alone"),
+          should_stop=lambda step: step == 6)
+    for name, tensor in alone.state_dict().items():
+        expect(torch.equal(ranks[0]["model"][name], ranks[1]["model"][name]),
+               f"after 6 steps the two processes hold different {name}",
+               hint="DistributedDataParallel keeps them in sync by averaging gradients")
+        expect_close(ranks[0]["model"][name], tensor, f"{name} after 6 steps on two processes "
+                     "vs one", rel=1e-4, abs=1e-5,
+                     hint="each process takes its share of the SAME global batch")
+    step = _saved_step(load_checkpoint(tmp_path / "last.pt"), "last.pt")
+    expect(step == 6, f"last.pt holds step {step}, expected 6",
+           hint="process 0 writes the checkpoints")
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
@@ -365,7 +628,8 @@ def test_a_nan_loss_stops_without_a_broken_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="step 6"):
         train(model, tokenizer, train_ids, val_ids, _cfg(tmp_path))
     saved = load_checkpoint(tmp_path / "last.pt")
-    expect(saved["state"]["step"] == 4, f"last.pt holds step {saved['state']['step']}; the "
+    step = _saved_step(saved, "last.pt")
+    expect(step == 4, f"last.pt holds step {step}; the "
            "evaluation at step 4 was the last good one", hint="raise before saving anything")
     expect(all(torch.isfinite(t).all() for t in saved["model"].values()),
            "last.pt holds non-finite weights", hint="check the loss before optimizer.step()")

@@ -89,6 +89,7 @@ class Value:
         Leaf grads accumulate across calls, as in PyTorch: call `backward()` twice and
         they double, so zero them between training steps. Inner nodes (those with
         children) are reset here, so their grads always describe this call alone.
+        self.grad ends at 1 (d self/d self), even when self is a leaf.
         """
         # Topological order of the inner nodes (leaves have nothing to pass on), found
         # with an explicit stack: a recursive walk overflows Python's stack on deep graphs.

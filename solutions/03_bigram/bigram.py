@@ -72,7 +72,8 @@ def sample(probs: list[list[float]], tokenizer: CharTokenizer, rng: random.Rando
     """One name: start from BOS, draw each next id from its row until BOS comes back.
 
     All randomness comes from rng, so the same seed gives the same names. Stops early
-    after max_len characters (a table might never lead back to BOS).
+    after max_len characters (a table might never lead back to BOS). A tokenizer without
+    BOS is a ValueError.
     """
     _require_bos(tokenizer)
     ids: list[int] = []

@@ -14,7 +14,8 @@ def linear(x: list[Value], w: list[list[Value]], b: list[Value] | None = None) -
     """y[i] = sum_j w[i][j] * x[j] (+ b[i]); w has one row per output (n_out x n_in).
 
     Each output is ONE Value whose children are the row's weights, then the inputs (then the
-    bias). Its local gradients are the other factor of each product: d y / d w[i][j] = x[j]
+    bias; another order works as well, as long as each child keeps its own local gradient).
+    Its local gradients are the other factor of each product: d y / d w[i][j] = x[j]
     and d y / d x[j] = w[i][j] (and 1 for the bias).
     """
     if b is not None and len(b) != len(w):

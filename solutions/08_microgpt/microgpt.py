@@ -49,7 +49,8 @@ def decode(ids: Sequence[int]) -> str:
 
 
 def init_params(seed: int = 42) -> Params:
-    """Every weight matrix, gaussian(0, 0.08), by name. Same seed, same weights."""
+    """Every weight matrix, gaussian(0, 0.08), by name, drawn in this order (the lesson's
+    worked example depends on it). Same seed, same weights."""
     rng = random.Random(seed)
     params = {
         "wte": matrix(VOCAB_SIZE, N_EMBD, INIT_STD, rng),  # a vector per token

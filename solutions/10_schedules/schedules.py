@@ -12,7 +12,8 @@ from torch import nn
 def lr_at(step: int, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
     """The learning rate for update number `step` (0-based): linear warmup, then cosine decay.
 
-    lr_at(0) = 0, lr_at(warmup_steps) = max_lr, lr_at(max_steps) = min_lr, and min_lr after.
+    lr_at(0) = 0, lr_at(warmup_steps) = max_lr, lr_at(max_steps) = min_lr, and min_lr after
+    (when warmup_steps == max_steps, the end wins: min_lr).
     """
     if step < 0 or not 0 <= warmup_steps <= max_steps or max_steps <= 0:
         raise ValueError(

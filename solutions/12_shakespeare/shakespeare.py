@@ -214,7 +214,10 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
     """Train with AdamW, clipping and warmup-cosine; evaluate, keep the best, stop early.
 
     Writes out_dir/best.pt (best val loss so far) and out_dir/last.pt (for resuming) after
-    each evaluation, and last.pt when stopping. resume=True continues from last.pt exactly.
+    each evaluation, and last.pt when stopping. A checkpoint holds "model", "model_config",
+    "tokenizer", "optimizer", "train_config", "state" ({"step", "best_val", ...}) and "rng"
+    (the batch generator's and torch's global RNG states). resume=True continues from
+    last.pt exactly.
     should_stop(step) -> True ends the run cleanly at that step (Ctrl-C in scripts/train.py).
     log(event) receives {"kind": "start" | "step" | "eval", ...} dicts (process 0 only).
     Under torch.distributed every process runs this with the same arguments; each takes its

@@ -1,0 +1,188 @@
+"""Mutation testing for maintainers: how many deliberate bugs in each reference solution do
+the kata's specs catch?
+
+    make mutate            every kata (slow: tens of minutes on two cores)
+    make mutate K=03       one kata (K=01,03 or K=01-04 for several)
+
+For each kata this builds a throw-away tree where the solution module is the only code
+mutmut (version 3) mutates, runs mutmut there against that kata's specs (--impl=solutions,
+earlier katas from the reference), and prints killed / survived per kata, with each survivor
+that tests/mutation/equivalent.txt does not explain. A survivor listed there is a mutant that
+behaves exactly like the solution (an equivalent mutant), with the reason it is one.
+The target: at least 95% of the non-equivalent mutants killed in every kata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness import katas  # noqa: E402
+
+EQUIVALENT = ROOT / "tests" / "mutation" / "equivalent.txt"
+TARGET = 0.95
+# mutmut exit codes that mean the specs caught the mutant (a failure, or a timeout: a loop
+# that never ends is caught too)
+KILLED = {1, 3, 36, 24, -24, 152, 255, -9, -11}
+SETUP_CFG = """\
+[mutmut]
+source_paths = src
+also_copy =
+    harness
+    data
+    katas
+    solutions
+    scripts
+    configs
+    conftest.py
+pytest_add_cli_args =
+    --impl=solutions
+pytest_add_cli_args_test_selection = katas/{kata}
+process_isolation = forkserver
+"""
+
+
+def equivalent_mutants() -> dict[str, str]:
+    """mutant name -> why it is equivalent, from tests/mutation/equivalent.txt
+    (lines `name: reason`; blank lines and # comments ignored)."""
+    found = {}
+    for line in EQUIVALENT.read_text().splitlines() if EQUIVALENT.exists() else []:
+        name, _, reason = line.partition(":")
+        if name.strip() and not name.lstrip().startswith("#"):
+            found[name.strip()] = reason.strip()
+    return found
+
+
+def build_tree(kata: katas.Kata, where: Path) -> None:
+    """A copy of the repository in which kata's solution modules live in src/ (the only
+    code mutmut mutates) and nowhere else, so `import <module>` finds the mutant."""
+    for name in ("harness", "scripts", "configs"):
+        shutil.copytree(ROOT / name, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data", where / "data", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("conftest.py", "pyproject.toml"):
+        shutil.copy2(ROOT / name, where / name)
+    for other in katas.KATAS:
+        (where / "katas" / other.dirname).mkdir(parents=True)
+        shutil.copytree(other.path("solutions"), where / "solutions" / other.dirname,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for spec in kata.specs():
+        shutil.copy2(spec, where / "katas" / kata.dirname / spec.name)
+    (where / "src").mkdir()
+    for module in kata.modules("solutions"):
+        shutil.move(where / "solutions" / kata.dirname / module.name, where / "src" / module.name)
+    (where / "setup.cfg").write_text(SETUP_CFG.format(kata=kata.dirname))
+
+
+def function_sources(module: Path) -> dict[str, str]:
+    """Every function in mutmut's rewritten module (originals and mutants), by name."""
+    text = module.read_text()
+    return {node.name: ast.get_source_segment(text, node) or ""
+            for node in ast.walk(ast.parse(text)) if isinstance(node, ast.FunctionDef)}
+
+
+def mutant_diff(name: str, sources: dict[str, str]) -> list[str]:
+    """The lines a mutant changed: '- original' and '+ mutated'."""
+    function = name.split(".", 1)[1]
+    orig_name = function.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"
+    original = sources.get(orig_name, "").replace(orig_name, "f", 1)
+    mutant = sources.get(function, "").replace(function, "f", 1)
+    lines = difflib.ndiff(original.splitlines(), mutant.splitlines())
+    return [line.rstrip() for line in lines if line.startswith(("- ", "+ "))]
+
+
+def only_wording(diff: list[str]) -> bool:
+    """True when the mutant only changed the case of a message, or wrapped it in XX: text
+    with spaces (a message, not a key) that reads the same to a person."""
+    removed = " ".join(line[2:] for line in diff if line.startswith("- "))
+    added = " ".join(line[2:] for line in diff if line.startswith("+ "))
+    changed = set(removed.split()) ^ set(added.split())
+    return (bool(removed) and removed != added
+            and added.replace("XX", "").lower() == removed.lower()
+            and " " in removed and any(('"' in w or "'" in w) for w in changed))
+
+
+def run_kata(kata: katas.Kata, children: int, keep: bool) -> dict:
+    where = Path(tempfile.mkdtemp(prefix=f"mutate-{kata.dirname}-"))
+    try:
+        build_tree(kata, where)
+        mutmut = Path(sys.executable).parent / "mutmut"
+        run = subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=where,
+                             capture_output=True, text=True)
+        verdicts: dict[str, int | None] = {}
+        sources: dict[str, str] = {}
+        for meta in sorted((where / "mutants" / "src").glob("*.meta")):
+            verdicts.update(json.loads(meta.read_text())["exit_code_by_key"])
+            sources.update(function_sources(meta.with_suffix("")))
+        if not verdicts:
+            tail = (run.stdout + run.stderr)[-3000:]
+            return {"kata": kata.dirname, "error": f"mutmut produced no results:\n{tail}"}
+        survivors = sorted(k for k, code in verdicts.items() if code not in KILLED)
+        return {"kata": kata.dirname, "total": len(verdicts), "survivors": survivors,
+                "codes": {k: verdicts[k] for k in survivors},
+                "diffs": {k: mutant_diff(k, sources) for k in survivors}}
+    finally:
+        if keep:
+            print(f"  (kept {where})")
+        else:
+            shutil.rmtree(where, ignore_errors=True)
+
+
+def report(result: dict, equivalent: dict[str, str]) -> bool:
+    """Print one kata's figures and its unexplained survivors; True when it meets the target."""
+    if "error" in result:
+        print(f"{result['kata']}: {result['error']}")
+        return False
+    wording = [s for s in result["survivors"] if only_wording(result["diffs"][s])]
+    known = [s for s in result["survivors"] if s in equivalent and s not in wording]
+    real = [s for s in result["survivors"] if s not in equivalent and s not in wording]
+    counted = result["total"] - len(known) - len(wording)
+    killed = counted - len(real)
+    share = killed / counted if counted else 1.0
+    print(f"{result['kata']}: {result['total']} mutants, {len(known)} listed as equivalent, "
+          f"{len(wording)} only reworded a message; {killed}/{counted} of the rest killed "
+          f"({share:.1%}){'' if share >= TARGET else f'  below the {TARGET:.0%} target'}")
+    for name in real:
+        print(f"  survived ({result['codes'][name]}): {name}")
+        for line in result["diffs"][name]:
+            print(f"      {line}")
+    return share >= TARGET
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kata", default="", help="which katas: 03, 01,03 or 01-04 (all if "
+                        "not given)")
+    parser.add_argument("--children", type=int, default=1, help="mutants run at once")
+    parser.add_argument("--keep", action="store_true", help="keep each kata's mutmut tree")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args()
+    try:
+        numbers = katas.parse_ref(args.kata)
+    except ValueError as err:
+        print(f"error: {err}".replace("REF=", "K="), file=sys.stderr)
+        return 2
+    chosen = [k for k in katas.KATAS if not numbers or k.number in numbers]
+    equivalent = equivalent_mutants()
+    results, ok = [], True
+    for kata in chosen:
+        result = run_kata(kata, args.children, args.keep)
+        results.append(result)
+        ok = report(result, equivalent) and ok
+        sys.stdout.flush()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

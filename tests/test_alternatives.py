@@ -1,0 +1,182 @@
+"""The specs judge behaviour, not one way of writing it.
+
+ALTERNATIVES: correct code written differently from the reference, each of which a spec once
+rejected; the kata's specs must all pass on it. MUTANTS: wrong code that a spec once let
+through; the named spec must now fail on it. Each is the reference solution with a few lines
+rewritten, imported ahead of the reference in a fresh pytest run of the kata's spec file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import katas
+
+ROOT = katas.ROOT
+FIRST_ON_PATH = """\
+import sys
+import pytest
+
+@pytest.hookimpl(trylast=True)  # after conftest.py has put the solutions on sys.path
+def pytest_configure(config):
+    sys.path.insert(0, {where!r})
+"""
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    kata: str  # "04_mlp"
+    module: str  # "mlp.py"
+    why: str
+    edits: tuple[tuple[str, str], ...]  # (reference text, its replacement)
+    specs: str = ""  # pytest -k expression; "" runs every spec of the kata
+
+    def __str__(self) -> str:
+        return f"{self.kata}: {self.why}"
+
+
+ALTERNATIVES = [
+    Rewrite("01_value", "value.py", "log's error prints 0.0 as 0; -a is its own node", (
+        ('raise ValueError(f"log is only defined for positive numbers, got {self.data}")',
+         'raise ValueError(f"log needs a positive number, got {self.data:g}")'),
+        ("return self * -1.0", "return Value(-self.data, (self,), (-1.0,))"),
+    )),
+    Rewrite("04_mlp", "mlp.py", "linear's children are (*x, *w[i]), not (*w[i], *x)", (
+        ("Value(total, (*row, *x), (*x_data, *w_data))",
+         "Value(total, (*x, *row), (*w_data, *x_data))"),
+        ("Value(total + b[i].data, (*row, *x, b[i]), (*x_data, *w_data, 1.0))",
+         "Value(total + b[i].data, (b[i], *x, *row), (1.0, *w_data, *x_data))"),
+    )),
+    Rewrite("09_gpt", "gpt.py", "sdpa imported by name from torch.nn.functional", (
+        ("import torch.nn.functional as F\n",
+         "import torch.nn.functional as F\n"
+         "from torch.nn.functional import scaled_dot_product_attention\n"),
+        ("y = F.scaled_dot_product_attention(q, k, v, dropout_p",
+         "y = scaled_dot_product_attention(q, k, v, dropout_p"),
+        ("y = F.scaled_dot_product_attention(q, k, v, attn_mask",
+         "y = scaled_dot_product_attention(q, k, v, attn_mask"),
+    ), specs="attention or causal or cache"),
+    Rewrite("12_shakespeare", "shakespeare.py",
+            "save into an open temporary file with fsync; rng states under other names", (
+        ("""    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)""",
+         """    import tempfile
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as file:
+        tmp = Path(file.name)
+        try:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        except BaseException:
+            file.close()
+            tmp.unlink()
+            raise
+    os.replace(tmp, path)"""),
+        ('batches.set_state(checkpoint["rng"]["batches"])',
+         'batches.set_state(checkpoint["rng"]["batch_generator"])'),
+        ('torch.set_rng_state(checkpoint["rng"]["torch"])',
+         'torch.set_rng_state(checkpoint["rng"]["global"])'),
+        ('rng = {"torch": torch.get_rng_state(), "batches": batches.get_state()}',
+         'rng = {"global": torch.get_rng_state(), "batch_generator": batches.get_state()}'),
+    ), specs="checkpoint or save or resume"),
+]
+
+CLIP = "        grad_norm = clip_grad_norm(model.parameters(), cfg.grad_clip).item()\n"
+MUTANTS = [
+    Rewrite("04_mlp", "mlp.py", "weights of std 1 (initial loss near 60, not ln 27)", (
+        ("(context * n_embd) ** -0.5, rng)", "1.0, rng)"),
+        ("n_hidden**-0.5, rng)", "1.0, rng)"),
+    ), specs="untrained"),
+    Rewrite("08_microgpt", "microgpt.py", "logits sharpened 1.5 times too much", (
+        ("logit * (1.0 / temperature)", "logit * (1.5 / temperature)"),
+    ), specs="temperature_divides"),
+    Rewrite("08_microgpt", "microgpt.py", "lm_head drawn last, after the layer", (
+        ('        "lm_head": matrix(VOCAB_SIZE, N_EMBD, INIT_STD, rng),'
+         "  # its own matrix, not tied to wte\n", ""),
+        ("    return params\n",
+         '    params["lm_head"] = matrix(VOCAB_SIZE, N_EMBD, INIT_STD, rng)\n    return params\n'),
+    ), specs="drawn or emma"),
+    Rewrite("11_sampling", "sampling.py", "top_p=1 cut like any other top_p (Hint 3 before)", (
+        ("if top_p is not None and top_p < 1:", "if top_p is not None:"),
+    ), specs="top_p_of_one"),
+    Rewrite("12_shakespeare", "shakespeare.py", "clipping after optimizer.step()", (
+        (CLIP, ""),
+        ("        optimizer.step()\n", "        optimizer.step()\n" + CLIP),
+        ("if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):",
+         "if not math.isfinite(loss_value):"),
+    ), specs="clipping"),
+    Rewrite("12_shakespeare", "shakespeare.py", "no clipping", (
+        (CLIP, "        grad_norm = 0.0\n"),
+    ), specs="clipping"),
+    Rewrite("12_shakespeare", "shakespeare.py", "best.pt written at every evaluation", (
+        ('        save("last.pt")\n        log(',
+         '        save("best.pt")\n        save("last.pt")\n        log('),
+    ), specs="resume_keeps_the_best"),
+    Rewrite("12_shakespeare", "shakespeare.py", "no evaluation at max_steps off the interval", (
+        ("at_eval = step % cfg.eval_interval == 0 or step == cfg.max_steps",
+         "at_eval = step % cfg.eval_interval == 0"),
+    ), specs="last_step"),
+    Rewrite("12_shakespeare", "shakespeare.py", "'val' measured on the train split", (
+        ('{"train": train_data, "val": val_data}', '{"train": train_data, "val": train_data}'),
+    ), specs="own_data"),
+    Rewrite("12_shakespeare", "shakespeare.py", "training batches drawn from val", (
+        ("get_batch(train_data, cfg.batch_size, block_size, batches, device)",
+         "get_batch(val_data, cfg.batch_size, block_size, batches, device)"),
+    ), specs="own_data"),
+    Rewrite("12_shakespeare", "shakespeare.py", "resume restores the step only", (
+        ('        state = checkpoint["state"]\n',
+         '        state["step"] = checkpoint["state"]["step"]\n'),
+    ), specs="resume_keeps_the_best"),
+    Rewrite("12_shakespeare", "shakespeare.py", "resume repeats the evaluation at its step", (
+        ('if at_eval and state["eval_step"] != step and evaluate():', "if at_eval and evaluate():"),
+    ), specs="resume_keeps_the_best"),
+    Rewrite("12_shakespeare", "shakespeare.py", "load_checkpoint unpickles anything", (
+        ("weights_only=True)", "weights_only=False)"),
+    ), specs="never_runs_code"),
+    Rewrite("12_shakespeare", "shakespeare.py", "every process trains on the whole batch", (
+        ("step_model(x[mine], y[mine])", "step_model(x, y)"),
+    ), specs="two_processes"),
+]
+
+
+def _run_specs(rewrite: Rewrite, tmp_path: Path) -> subprocess.CompletedProcess:
+    source = (ROOT / "solutions" / rewrite.kata / rewrite.module).read_text()
+    for old, new in rewrite.edits:
+        assert source.count(old) == 1, (
+            f"{rewrite}: the reference no longer contains exactly one {old!r}; update this "
+            "rewrite to today's solution")
+        source = source.replace(old, new)
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / rewrite.module).write_text(source)
+    (tmp_path / "first_on_path.py").write_text(
+        FIRST_ON_PATH.format(where=str(tmp_path / "code")))
+    spec_files = [str(p) for p in katas.find_kata(rewrite.kata).specs()]
+    command = [sys.executable, "-m", "pytest", *spec_files, "-q", "-p", "first_on_path",
+               "--impl=solutions", "-x", *(("-k", rewrite.specs) if rewrite.specs else ())]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rewrite", ALTERNATIVES, ids=lambda r: r.kata)
+def test_specs_accept_a_correct_alternative(rewrite, tmp_path):
+    run = _run_specs(rewrite, tmp_path)
+    assert run.returncode == 0, f"{rewrite}: the specs rejected correct code\n{run.stdout[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rewrite", MUTANTS, ids=str)
+def test_specs_reject_a_known_mistake(rewrite, tmp_path):
+    run = _run_specs(rewrite, tmp_path)
+    assert run.returncode == 1, (
+        f"{rewrite}: the specs ({rewrite.specs}) let this mistake pass\n{run.stdout[-3000:]}")
