@@ -104,3 +104,69 @@ ax.set_ylabel("KV cache (KiB)")
 ax.legend()
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## What each part bought, measured
+#
+# `make ablate` trains the GPT-2 model and, at the same parameter count, the same model with
+# one part swapped for its modern replacement, then all of them together; `make scaling`
+# trains a ladder of model sizes and a ladder of data fractions and fits
+# L(x) = E + A·x^(−α). The cells below draw the results stored in `bench/results/` (the
+# repository's own runs; run the commands and rerun these cells to see your machine's).
+
+# %%
+import json
+
+import numpy as np
+
+from harness.katas import ROOT
+
+RESULTS = ROOT / "bench" / "results"
+stored = {name: json.loads((RESULTS / f"{name}.json").read_text())
+          for name in ("ablate", "ablate_h200", "scaling") if (RESULTS / f"{name}.json").exists()}
+for name, result in stored.items():
+    machine = result["machine"]
+    print(f"{name}: {machine['device']}, {machine['cpus']} cores, torch {machine['torch']}, "
+          f"{machine['date']}")
+if not stored:
+    print("no stored results yet: run `make ablate` and `make scaling`")
+
+# %%
+ablations = {name: r for name, r in stored.items() if name.startswith("ablate")}
+if ablations:
+    fig, axes = plt.subplots(1, len(ablations), figsize=(5.2 * len(ablations), 3.4),
+                             squeeze=False)
+    for ax, (name, result) in zip(axes[0], ablations.items()):
+        arms = result["arms"]
+        means = [arms[a]["best_val_mean"] for a in arms]
+        spreads = [arms[a]["best_val_std"] for a in arms]
+        colors = ["0.55" if a == "gpt2" else "tab:green" if a == "modern" else "tab:blue"
+                  for a in arms]
+        ax.bar(list(arms), means, yerr=spreads, color=colors, capsize=3)
+        ax.axhline(arms["gpt2"]["best_val_mean"], color="0.4", ls="--", lw=1)
+        low, high = min(means) - 0.03, max(means) + 0.03
+        ax.set_ylim(low, high)
+        seeds = len(result["settings"]["seeds"])
+        ax.set_title(f"{name}: {result['machine']['device']}, {seeds} seed(s)", fontsize=9)
+        ax.set_ylabel("best val loss")
+        ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    plt.show()
+
+# %%
+if "scaling" in stored:
+    result = stored["scaling"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, rows, fit in ((axes[0], "N", result["models"], result["fit_N"]),
+                               (axes[1], "D", result["data"], result["fit_D"])):
+        x = np.array([r[key] for r in rows], dtype=float)
+        ax.loglog(x, [r["best_val"] for r in rows], "o", label="measured")
+        if fit:
+            xs = np.geomspace(x.min() / 1.5, x.max() * 1.5, 50)
+            ax.loglog(xs, fit["E"] + fit["A"] * xs ** -fit["alpha"],
+                      label=f"fit: α = {fit['alpha']:.2f}, E = {fit['E']:.2f}")
+        ax.set_xlabel("non-embedding parameters N" if key == "N" else "training characters D")
+        ax.set_ylabel("best val loss")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
