@@ -22,7 +22,6 @@ Results: bench/results/ablate.{json,md,png}.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -178,23 +177,11 @@ def plot(results: dict, png: Path) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: these "
-                   "models are small, and one thread is faster than two fighting over a busy "
-                   "machine)")
-    p.add_argument("--quick", action="store_true", help="a few steps per arm (a smoke test)")
+    p = ex.parser("ablate", __doc__)
     p.add_argument("--seeds", type=int, help="seeds per arm (default 3)")
     p.add_argument("--steps", type=int, help="training steps per run (default: the size's)")
-    p.add_argument("--results", default=str(ex.RESULTS),
-                   help="where ablate.{json,md,png} go (default bench/results)")
-    p.add_argument("--runs", default=str(ex.ROOT / "runs" / "ablate"),
-                   help="where the runs' checkpoints go")
     args = p.parse_args(argv)
-    device = ex.default_device(args.device)
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    device, out, results_dir = ex.start(p, args)
     s = settings(device, args.quick)
     for name, value in (("seeds", args.seeds), ("steps", args.steps)):
         if value is not None and value < 1:
@@ -203,18 +190,10 @@ def main(argv=None) -> int:
         s["seeds"] = list(range(1, args.seeds + 1))
     if args.steps:
         s["steps"] = args.steps
-    out, results_dir = Path(args.runs), Path(args.results)
-    if args.quick and results_dir.resolve() == ex.RESULTS.resolve():
-        results_dir = out  # a smoke test never replaces the measured results
     started = time.perf_counter()
     results = {"machine": ex.machine(device), "settings": s}
     results["arms"] = ablate(s, ex.shakespeare(), device, out)
-    results["total_s"] = round(time.perf_counter() - started)
-    ex.write_json(results_dir / "ablate.json", results)
-    ex.write_atomically(results_dir / "ablate.md", table(results))
-    plot(results, results_dir / "ablate.png")
-    print(table(results))
-    print(f"{results['total_s']} s in all; written to {results_dir}/ablate.{{json,md,png}}")
+    ex.finish("ablate", results, started, results_dir, table, plot)
     return 0
 
 

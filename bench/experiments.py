@@ -10,6 +10,7 @@ first reached a target.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -77,6 +78,42 @@ def run(model: torch.nn.Module, cfg: TrainConfig, data, device: str,
         "wall_s": round(time.perf_counter() - started, 1),
         "curve": curve,
     }
+
+
+def parser(name: str, doc: str) -> argparse.ArgumentParser:
+    """The options every experiment takes; add your own, then call `start`."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: these "
+                   "models are small, and one thread is faster than two fighting over a busy "
+                   "machine)")
+    p.add_argument("--quick", action="store_true", help="a few steps per run (a smoke test)")
+    p.add_argument("--results", default=str(RESULTS),
+                   help=f"where {name}.{{json,md,png}} go (default bench/results)")
+    p.add_argument("--runs", default=str(ROOT / "runs" / name),
+                   help="where the runs' checkpoints go")
+    return p
+
+
+def start(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, Path, Path]:
+    """(device, runs directory, results directory) for the parsed options."""
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    runs, results = Path(args.runs), Path(args.results)
+    if args.quick and results.resolve() == RESULTS.resolve():
+        results = runs  # a smoke test never replaces the measured results
+    return default_device(args.device), runs, results
+
+
+def finish(name: str, results: dict, started: float, directory: Path, table, plot) -> None:
+    """Write <name>.json, .md (table(results)) and .png (plot(results, path)); print the table."""
+    results["total_s"] = round(time.perf_counter() - started)
+    write_json(directory / f"{name}.json", results)
+    write_atomically(directory / f"{name}.md", table(results))
+    plot(results, directory / f"{name}.png")
+    print(table(results))
+    print(f"{results['total_s']} s in all; written to {directory}/{name}.{{json,md,png}}")
 
 
 def machine(device: str) -> dict:

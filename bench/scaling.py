@@ -15,7 +15,6 @@ time their full runs would take. Results: bench/results/scaling.{json,md,png}.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -190,25 +189,10 @@ def table(results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: these "
-                   "models are small, and one thread is faster than two fighting over a busy "
-                   "machine)")
-    p.add_argument("--quick", action="store_true", help="a few steps per run (a smoke test)")
-    p.add_argument("--results", default=str(ex.RESULTS),
-                   help="where scaling.{json,md,png} go (default bench/results)")
-    p.add_argument("--runs", default=str(ex.ROOT / "runs" / "scaling"),
-                   help="where the runs' checkpoints go")
+    p = ex.parser("scaling", __doc__)
     args = p.parse_args(argv)
-    device = ex.default_device(args.device)
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    device, out, results_dir = ex.start(p, args)
     s = settings(device, args.quick)
-    out, results_dir = Path(args.runs), Path(args.results)
-    if args.quick and results_dir.resolve() == ex.RESULTS.resolve():
-        results_dir = out  # a smoke test never replaces the measured results
     data = ex.shakespeare()
     started = time.perf_counter()
     results = {"machine": ex.machine(device), "settings": s,
@@ -218,12 +202,7 @@ def main(argv=None) -> int:
     results["data"] = data_ladder(s, data, device, out)
     results["fit_D"] = fitted(results["data"], "D")
     results["presets"] = preset_timings(s, data, device)
-    results["total_s"] = round(time.perf_counter() - started)
-    ex.write_json(results_dir / "scaling.json", results)
-    ex.write_atomically(results_dir / "scaling.md", table(results))
-    plot(results, results_dir / "scaling.png")
-    print(table(results))
-    print(f"{results['total_s']} s in all; written to {results_dir}/scaling.{{json,md,png}}")
+    ex.finish("scaling", results, started, results_dir, table, plot)
     return 0
 
 
