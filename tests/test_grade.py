@@ -342,7 +342,7 @@ def broken(tmp_path_factory):
             text = textwrap.dedent(text).format(grade_dir=str(root / "grade"))
             (root / where / dirname / module).write_text(text)
         (root / "katas" / dirname / f"test_{module}").write_text(textwrap.dedent(spec))
-    hidden = root.parent / "hidden"
+    hidden = root.with_name(root.name + "-hidden")  # beside it, and its own
     (hidden / "89_fine").mkdir(parents=True)
     (hidden / "89_fine" / "test_fine_hidden.py").write_text(HIDDEN_SPEC)
     update_manifest(root)

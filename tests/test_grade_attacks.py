@@ -218,7 +218,7 @@ def instructor(tmp_path_factory) -> Path:
             "def crash():\n    return None\n\n\n" + RIGHT)
         (root / "katas" / dirname / f"test_{module}.py").write_text(
             spec or SPEC.format(module=module))
-    hidden = root.parent / "hidden"
+    hidden = root.with_name(root.name + "-hidden")  # beside it, and its own
     (hidden / "89_fine").mkdir(parents=True)
     (hidden / "89_fine" / "test_fine_hidden.py").write_text(HIDDEN_SPEC)
     for extra in ([], ["--hidden-specs", str(hidden)]):
@@ -251,7 +251,7 @@ def attacked(instructor, tmp_path_factory):
     learner, out, home = base / "learner", base / "out", base / "home"
     home.mkdir()
     (home / "secret.txt").write_text(SECRET)
-    hidden = instructor.parent / "hidden"
+    hidden = instructor.with_name(instructor.name + "-hidden")
     fill = {"@ROOT@": str(instructor), "@HIDDEN@": str(hidden), "@OUT@": str(out),
             "@HOME@": str(home), "@SECRET@": SECRET, "@MARK@": MARK}
     for dirname, (_, module, extras) in KATAS.items():
