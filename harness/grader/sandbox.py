@@ -72,9 +72,10 @@ class Sandbox:
                   str(cpu), str(limits.file_size), str(nproc), *argv]
         if not self.sandboxed:
             return python, _environment(str(scratch), threads)
+        # /tmp before this Python: a venv under /tmp (a CI clone there) must stay visible.
         cmd = [shutil.which("bwrap") or "bwrap", *_isolation(as_root), *_system(),
                "--size", str(limits.scratch), "--perms", "1777", "--tmpfs", "/tmp",
-               "--ro-bind", str(box), BOX, "--chdir", BOX, "--clearenv"]
+               *_python(), "--ro-bind", str(box), BOX, "--chdir", BOX, "--clearenv"]
         for key, value in _environment("/tmp", threads).items():
             cmd += ["--setenv", key, value]
         if as_root:
@@ -95,7 +96,7 @@ def _isolation(as_root: bool) -> list[str]:
 
 
 def _system() -> list[str]:
-    """Read-only binds of the system and of this Python (its venv and its base install)."""
+    """Read-only binds of the system."""
     out = ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):
@@ -104,6 +105,12 @@ def _system() -> list[str]:
             out += ["--ro-bind", top, top]
     for f in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
         out += ["--ro-bind-try", f, f]
+    return out
+
+
+def _python() -> list[str]:
+    """Read-only binds of this Python: its venv and its base install, wherever they are."""
+    out: list[str] = []
     made: set[str] = {"/", "/usr", "/tmp", "/proc", "/dev", "/etc"}
     for where in dict.fromkeys([sys.prefix, os.path.realpath(sys.prefix), sys.base_prefix,
                                 os.path.realpath(sys.base_prefix)]):
