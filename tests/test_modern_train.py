@@ -4,16 +4,14 @@ rolling cache, and FSDP2 on 2 gloo processes gives the single-process result."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_train_e2e import QUICK, _env, _run  # noqa: E402  (one way to start the scripts)
+from test_train_e2e import QUICK, _run, torchrun_train  # noqa: E402  (one way to start them)
 
 MODERN = [*QUICK, "--arch", "modern"]  # the tiny preset: block 128, 0.41M parameters
 
@@ -59,14 +57,7 @@ def test_fsdp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     # weights agree to about 3e-7 on the reference; the bound is 1e-5.
     common = [*MODERN, "--steps", "4", "--samples", "0", "--patience", "0"]
     _run("train.py", *common, "--out", str(tmp_path / "single"))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc_per_node=2", str(ROOT / "scripts" / "train.py")]
-    done = subprocess.run([*torchrun, *common, "--fsdp", "--out", str(tmp_path / "fsdp")],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-    lines = done.stderr.splitlines()
-    report = "\n".join(lines if len(lines) <= 120 else [*lines[:80], "[...]", *lines[-40:]])
-    assert done.returncode == 0, f"torchrun exited {done.returncode}:\n{report}\n--- stdout ---\n" \
-        + done.stdout[-1000:]
+    done = torchrun_train(*common, "--fsdp", "--out", str(tmp_path / "fsdp"))
     assert "x 2 processes" in done.stdout, done.stdout
     single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     fsdp = torch.load(tmp_path / "fsdp" / "last.pt", weights_only=True)
@@ -75,10 +66,7 @@ def test_fsdp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     worst = max((fsdp["model"][k] - v).abs().max().item() for k, v in single["model"].items())
     assert worst < 1e-5, f"FSDP and single-process weights differ by up to {worst:.3g}"
     # The gathered checkpoint goes back into the shards: resume two more steps.
-    done = subprocess.run([*torchrun, *MODERN, "--steps", "6", "--samples", "0",
-                           "--patience", "0", "--fsdp", "--resume", "--out",
-                           str(tmp_path / "fsdp")],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "resumed at step 4" in done.stdout, \
-        done.stdout[-1000:] + done.stderr[-3000:]
+    done = torchrun_train(*MODERN, "--steps", "6", "--samples", "0", "--patience", "0",
+                          "--fsdp", "--resume", "--out", str(tmp_path / "fsdp"))
+    assert "resumed at step 4" in done.stdout, done.stdout[-1000:] + done.stderr[-3000:]
     assert torch.load(tmp_path / "fsdp" / "last.pt", weights_only=True)["state"]["step"] == 6

@@ -212,6 +212,19 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(run_dir, tmp_path):
     assert not (resumed / ".last.pt.4242.tmp").exists() and "partial checkpoint" in out
 
 
+def torchrun_train(*args: str) -> subprocess.CompletedProcess:
+    """scripts/train.py on 2 gloo processes under torchrun; a failure shows what they said."""
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", str(ROOT / "scripts" / "train.py"), *args],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    # A worker's traceback comes first in stderr, torchrun's summary (with the root cause) last.
+    lines = done.stderr.splitlines()
+    report = "\n".join(lines if len(lines) <= 120 else [*lines[:80], "[...]", *lines[-40:]])
+    assert done.returncode == 0, f"torchrun exited {done.returncode}:\n{report}\n--- stdout ---\n" \
+        + done.stdout[-1000:]
+    return done
+
+
 @pytest.mark.slow
 def test_ddp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     # Same global batch (4 sequences): each of the 2 gloo processes trains on 2 of them and
@@ -220,15 +233,7 @@ def test_ddp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     # (one float32 rounding step) on the reference; the bound is 1e-5.
     common = [*QUICK, "--steps", "4", "--samples", "0", "--patience", "0"]
     _run("train.py", *common, "--out", str(tmp_path / "single"))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc_per_node=2", str(ROOT / "scripts" / "train.py")]
-    done = subprocess.run([*torchrun, *common, "--out", str(tmp_path / "ddp")], cwd=ROOT,
-                          env=_env(), capture_output=True, text=True, timeout=300)
-    # A worker's traceback comes first in stderr, torchrun's summary (with the root cause) last.
-    lines = done.stderr.splitlines()
-    report = "\n".join(lines if len(lines) <= 120 else [*lines[:80], "[...]", *lines[-40:]])
-    assert done.returncode == 0, f"torchrun exited {done.returncode}:\n{report}\n--- stdout ---\n" \
-        + done.stdout[-1000:]
+    done = torchrun_train(*common, "--out", str(tmp_path / "ddp"))
     assert "x 2 processes" in done.stdout, done.stdout
     single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
