@@ -291,10 +291,11 @@ def test_matrix_rejects_a_negative_std():
         matrix(2, 2, -1.0, random.Random(0))
     expect("-1" in str(info.value), f"std=-1.0 raised ValueError({str(info.value)!r}), which "
            "does not give the value", hint="e.g. 'matrix: std must be >= 0, got -1.0'")
-    expect([[v.data for v in row] for row in matrix(1, 2, 0.0, random.Random(0))] == [[0, 0]],
-           "matrix(1, 2, std=0) must be a 1 x 2 matrix of zeros",
-           hint="std 0 and a single row or column are allowed; only std < 0 and a shape with "
-                "no rows or no columns are errors")
+    for shape, zeros in (((1, 2), [[0, 0]]), ((2, 1), [[0], [0]])):
+        got = [[v.data for v in row] for row in matrix(*shape, 0.0, random.Random(0))]
+        expect(got == zeros, f"matrix{(*shape, 0.0)} must be {zeros}, got {got}",
+               hint="std 0 and a single row or column are allowed; only std < 0 and a shape "
+                    "with no rows or no columns are errors")
     for shape in ((0, 3), (3, 0)):
         with pytest.raises(ValueError) as info:
             matrix(*shape, 1.0, random.Random(0))

@@ -45,7 +45,7 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
 
     ADJACENT pairing: numbers 2i and 2i+1 form pair i, turned by the angle m * theta_i at
     position m. Same shape and dtype as x; x itself is left untouched. Any non-negative
-    positions work. ValueError when positions is not (T,).
+    positions work. ValueError when x has no T axis or positions is not (T,).
     """
     raise NotImplementedError(f"apply_rope: turn each pair (2i, 2i+1) by m * theta_i; {LESSON}")
 

@@ -246,6 +246,56 @@ def test_rope_angles(head_dim, base):
                  f"base={base})", hint=hint, rel=1e-5, abs=1e-7)
 
 
+def test_rope_angles_are_computed_in_the_dtype_asked_for():
+    positions = torch.tensor([0, 1, 999, 54321, 100_000])
+    got = rope_angles(positions, 64, 10000.0, dtype=torch.float64)
+    expect(isinstance(got, torch.Tensor) and got.dtype == torch.float64,
+           f"rope_angles(..., dtype=torch.float64) returned "
+           f"{got.dtype if isinstance(got, torch.Tensor) else type(got).__name__}",
+           hint="build i with torch.arange(head_dim // 2, dtype=dtype) and turn positions "
+                "into dtype before multiplying")
+    expect_close(got, oracle_angles(positions, 64), "rope_angles(positions up to 100,000, "
+                 "head_dim=64, dtype=torch.float64) against float64 angles", rel=1e-12, abs=1e-12,
+                 hint="every step in `dtype`: an arange or a theta left in float32 rounds "
+                      "100,000 * theta_i at the 7th digit")
+
+
+def test_the_default_base_is_10000():
+    positions = torch.tensor([0, 3, 250, 1000])
+    expect_close(rope_angles(positions, 64, dtype=torch.float64), oracle_angles(positions, 64),
+                 "rope_angles(positions, 64, dtype=torch.float64) with the default base",
+                 rel=1e-12, abs=1e-12, hint="the default is base=10000.0, as in RoFormer")
+    x = randn(2, 4, 64, seed=21)
+    expect_close(apply_rope(x, positions), apply_rope(x, positions, base=10000.0),
+                 "apply_rope(x, positions) against apply_rope(x, positions, base=10000.0)",
+                 rel=1e-9, abs=1e-9, hint="the default is base=10000.0")
+    q, k, v = (randn(1, 4, 64, seed=s) for s in (22, 23, 24))
+    expect_close(rope_attention(q, k, v, positions),
+                 rope_attention(q, k, v, positions, base=10000.0),
+                 "rope_attention(q, k, v, positions) against the same with base=10000.0",
+                 rel=1e-9, abs=1e-9, hint="the default is base=10000.0")
+
+
+def test_rope_follows_positions_to_their_device():
+    # The meta device stands in for a GPU: a tensor made without device= lands on the CPU,
+    # and mixing it with meta tensors fails just as mixing it with CUDA tensors would.
+    positions = torch.arange(5, device="meta")
+    hint = ("make every new tensor on the device of the tensors you were given, e.g. "
+            "torch.arange(head_dim // 2, dtype=dtype, device=positions.device); otherwise "
+            "training on a GPU fails")
+    for what, call in (
+        ("rope_angles(positions on 'meta', 8)", lambda: rope_angles(positions, 8)),
+        ("apply_rope(x and positions on 'meta')",
+         lambda: apply_rope(torch.zeros(2, 5, 8, device="meta"), positions)),
+    ):
+        try:
+            got = call()
+        except RuntimeError as err:
+            expect(False, f"{what} raised RuntimeError: {err}", hint=hint)
+        expect(got.device.type == "meta", f"{what}: expected a result on 'meta', got "
+               f"{got.device}", hint=hint)
+
+
 def test_rope_angles_rejects_an_odd_head_dim():
     with pytest.raises(ValueError, match="head_dim"):
         rope_angles(torch.arange(3), 7)
@@ -377,11 +427,19 @@ def test_apply_rope_rejects_positions_of_the_wrong_length():
         apply_rope(randn(2, 5, 8), torch.arange(4))
 
 
+def test_apply_rope_rejects_x_without_a_time_axis():
+    with pytest.raises(ValueError) as info:
+        apply_rope(randn(8), torch.arange(1))
+    expect("8" in str(info.value), f"apply_rope(x of shape (8,)) raised "
+           f"ValueError({str(info.value)!r}), which does not give x's shape",
+           hint="e.g. 'x must be (..., T, head_dim), got shape (8,)'")
+
+
 # --- rope_attention: queries and keys are turned, values are not ---
 
 
-def oracle_attention(q, k, v, positions, rotate_values=False):
-    angles = oracle_angles(positions, q.shape[-1])
+def oracle_attention(q, k, v, positions, rotate_values=False, base=10000.0):
+    angles = oracle_angles(positions, q.shape[-1], base)
     q, k = complex_rope(q, angles), complex_rope(k, angles)
     v = complex_rope(v, angles) if rotate_values else v.double()
     T = q.shape[-2]
@@ -402,6 +460,10 @@ def test_rope_attention_turns_queries_and_keys_but_not_values():
     expect_close(got, oracle_attention(q, k, v, positions),
                  "rope_attention(q, k, v, positions 3..9) against float64 attention",
                  hint=hint, rel=1e-5, abs=1e-6)  # float32 angles are fine
+    got = rope_attention(q, k, v, positions, base=100.0)
+    expect_close(got, oracle_attention(q, k, v, positions, base=100.0),
+                 "rope_attention(q, k, v, positions 3..9, base=100.0) against float64 attention",
+                 hint="pass base on to apply_rope for both q and k", rel=1e-5, abs=1e-6)
 
 
 @given(shift=st.integers(1, 3000))

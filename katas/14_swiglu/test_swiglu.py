@@ -125,8 +125,12 @@ def test_swiglu_hidden_is_the_smallest_multiple_at_or_above_8d_over_3(n_embd, mu
 
 @pytest.mark.parametrize("args", [(0,), (-4,), (384, 0), (2.5,), (384, 6.4)], ids=str)
 def test_swiglu_hidden_rejects_bad_sizes(args):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         swiglu_hidden(*args)
+    bad = args[-1]
+    expect(str(bad) in str(info.value), f"swiglu_hidden{args} raised "
+           f"ValueError({str(info.value)!r}), which does not give the bad value {bad!r}",
+           hint="e.g. 'multiple_of must be a positive int, got 6.4'")
 
 
 # --- the module: names, sizes, parameter parity ---

@@ -34,7 +34,7 @@ class StaticKVCache:
     max_len slots, or `window` slots when window is set: then it is a ROLLING buffer where
     position t lives in slot t % window, and generation can go on past max_len at constant
     memory. Allocate everything here, in `dtype` on `device`; a size that is not a positive
-    int, or a window that is not None or >= 1, is a ValueError.
+    int, or a window that is not None or an int >= 1, is a ValueError naming the value.
     """
 
     def __init__(self, n_layer: int, batch_size: int, n_kv_head: int, head_dim: int,
@@ -59,6 +59,7 @@ class StaticKVCache:
         mask; a full cache is a ValueError naming max_len. With a window: the buffer's slots
         in slot order, masked by the position each slot holds; a chunk whose first queries
         need keys it would overwrite is attended to (buffer + chunk) before it is written.
+        k and v of another dtype are stored in the cache's dtype.
         """
         raise NotImplementedError(f"StaticKVCache.update: write in place, return a mask; {LESSON}")
 
@@ -70,8 +71,10 @@ class GroupedQueryAttention(nn.Module):
     (ValueError otherwise); 1 is multi-query attention. head_dim = n_embd // n_head.
     Submodules (they make the state dict): c_attn = Linear(n_embd, n_embd + 2 * n_kv_head *
     head_dim, bias) laid out q, then k, then v; c_proj = Linear(n_embd, n_embd, bias);
-    attn_dropout and resid_dropout = Dropout(dropout); with qk_norm, q_norm and k_norm =
-    RMSNorm(head_dim). Keep window, rope, rope_base and dropout for forward.
+    resid_dropout = Dropout(dropout) (the attention weights are dropped by sdpa's dropout_p);
+    with qk_norm, q_norm and k_norm = RMSNorm(head_dim). Keep window, rope, rope_base and
+    dropout for forward. n_embd not divisible by n_head, or an odd head_dim with rope, is a
+    ValueError that names the value.
     """
 
     def __init__(self, n_embd: int, n_head: int, n_kv_head: int | None = None,

@@ -48,7 +48,7 @@ def rms_norm(x, gain):
     return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * gain
 
 
-def projections(state, x, n_kv_head, positions, rope, qk_norm):
+def projections(state, x, n_kv_head, positions, rope, qk_norm, base=10000.0):
     """q (B, H, T, hd), k and v (B, n_kv_head, T, hd) from the fused c_attn, as the lesson lays
     it out: the first C output rows make q, the next n_kv_head * hd make k, the last v."""
     B, T, _ = x.shape
@@ -67,7 +67,7 @@ def projections(state, x, n_kv_head, positions, rope, qk_norm):
         q = rms_norm(q, param(state, "q_norm.weight"))
         k = rms_norm(k, param(state, "k_norm.weight"))
     if rope:
-        q, k = apply_rope(q, positions), apply_rope(k, positions)
+        q, k = apply_rope(q, positions, base), apply_rope(k, positions, base)
     return q, k, v
 
 
@@ -76,11 +76,12 @@ def output_projection(state, y):
     return out + state["c_proj.bias"] if "c_proj.bias" in state else out
 
 
-def reference(state, x, n_kv_head, positions, window=None, rope=True, qk_norm=False):
+def reference(state, x, n_kv_head, positions, window=None, rope=True, qk_norm=False,
+              base=10000.0):
     """Grouped-query attention, one query head at a time: query head h reads key/value head
     h // (n_head // n_kv_head), under the brute-force window mask."""
     T = x.shape[1]
-    q, k, v = projections(state, x, n_kv_head, positions, rope, qk_norm)
+    q, k, v = projections(state, x, n_kv_head, positions, rope, qk_norm, base)
     allowed = brute_force_mask(T, T, window)
     heads = []
     for h in range(H):
@@ -227,15 +228,38 @@ def test_fused_c_attn_and_state_dict_names(n_kv_head):
 def test_bad_settings_are_clear_value_errors():
     cases = [(dict(n_kv_head=3), "3", "n_kv_head must divide n_head"),
              (dict(n_kv_head=0), "0", "n_kv_head must be at least 1"),
-             (dict(window=0), "0", "a window of 0 sees nothing: window is None or >= 1")]
+             (dict(window=0), "0", "a window of 0 sees nothing: window is None or >= 1"),
+             (dict(window=2.5), "2.5", "a window counts positions: None or an int >= 1")]
     for kwargs, shown, why in cases:
         expect_value_error(lambda kwargs=kwargs: GroupedQueryAttention(C, H, **kwargs),
                            f"GroupedQueryAttention({C}, {H}, **{kwargs})",
                            hint=f"{why}; say which value is wrong", shown=shown)
-    expect_value_error(lambda: sliding_window_mask(3, 3, window=0),
-                       "sliding_window_mask(3, 3, window=0)", hint="window is None or >= 1")
-    expect_value_error(lambda: StaticKVCache(1, 1, 1, HD, 8, window=0),
-                       "StaticKVCache(1, 1, 1, 6, 8, window=0)", hint="window is None or >= 1")
+    expect_value_error(lambda: GroupedQueryAttention(25, 4), "GroupedQueryAttention(25, 4)",
+                       hint="n_embd must be divisible by n_head: say so, with n_embd", shown="25")
+    # head_dim 5 with RoPE: a ValueError when it is made, or at the latest in its first forward
+    expect_value_error(lambda: GroupedQueryAttention(20, 4)(torch.zeros(1, 2, 20)),
+                       "GroupedQueryAttention(20, 4) (head_dim 5, rope=True) and a forward",
+                       hint="RoPE turns pairs of numbers, so head_dim must be even; say "
+                            "head_dim=5", shown="5")
+    for window in (0, 2.5):
+        expect_value_error(lambda window=window: sliding_window_mask(3, 3, window=window),
+                           f"sliding_window_mask(3, 3, window={window})",
+                           hint="window is None or an int >= 1", shown=str(window))
+        expect_value_error(lambda window=window: StaticKVCache(1, 1, 1, HD, 8, window=window),
+                           f"StaticKVCache(1, 1, 1, 6, 8, window={window})",
+                           hint="window is None or an int >= 1", shown=str(window))
+
+
+def test_cache_sizes_must_be_positive_ints():
+    names = ["n_layer", "batch_size", "n_kv_head", "head_dim", "max_len"]
+    for i, name in enumerate(names):
+        for bad in (0, 2.5):
+            sizes = [1, 1, 1, HD, 8]
+            sizes[i] = bad
+            expect_value_error(lambda sizes=sizes: StaticKVCache(*sizes),
+                               f"StaticKVCache({name}={bad})",
+                               hint=f"every size must be a positive int: say {name} is wrong "
+                                    f"and give the value", shown=str(bad))
 
 
 # --- the forward pass against the oracles ---------------------------------------------
@@ -260,6 +284,15 @@ def test_matches_a_float64_reference_one_head_at_a_time(name):
     want = reference(attention.state_dict(), x, n_kv_head, torch.arange(9), window, rope, qk_norm)
     expect_close(default, want, f"output of {name} without positions (so 0..8)", rel=1e-7,
                  abs=1e-9, hint="without a cache and without positions, the tokens sit at 0..T-1")
+
+
+def test_rope_base_is_used():
+    attention = make_attention(3, n_kv_head=2, rope_base=500.0)
+    x, positions = random_x(2, 7, seed=4), torch.arange(7) + 20
+    want = reference(attention.state_dict(), x, 2, positions, base=500.0)
+    expect_close(attention(x, positions=positions), want,
+                 "GroupedQueryAttention(rope_base=500.0) against the reference at base 500",
+                 rel=1e-7, abs=1e-9, hint="pass self.rope_base to apply_rope for q and for k")
 
 
 @pytest.mark.parametrize("name", ["MHA", "GQA", "MQA", "GQA window 3", "MQA window 1"])
@@ -344,16 +377,27 @@ def test_a_token_outside_the_window_changes_nothing(data):
                 "j + window - 1 and nothing before j (the window counts the position itself)")
 
 
-def test_dropout_is_active_in_training_only():
-    attention = make_attention(10, n_kv_head=2, window=3)
-    dropping = GroupedQueryAttention(C, H, n_kv_head=2, window=3, dropout=0.5).to(torch.float64)
-    dropping.load_state_dict(attention.state_dict())
+@pytest.mark.parametrize("window", [3, None], ids=["window 3", "no window"])
+def test_dropout_is_active_in_training_only(window):
+    attention = make_attention(10, n_kv_head=2, window=window)
     x = random_x(2, 6, seed=11)
+    expect_close(attention.train()(x), attention.eval()(x), "output in train() mode with the "
+                 "default dropout vs eval() mode", rel=1e-9, abs=1e-12,
+                 hint="the default is dropout=0.0: nothing is dropped unless asked")
+    dropping = GroupedQueryAttention(C, H, n_kv_head=2, window=window, dropout=0.5)
+    dropping = dropping.to(torch.float64)
+    dropping.load_state_dict(attention.state_dict())
     dropping.train()
     expect(not torch.equal(dropping(x), dropping(x)),
            "two forwards in train() mode with dropout=0.5 gave the same output",
            hint="dropout_p=self.dropout if self.training else 0.0 in sdpa, and resid_dropout "
                 "after c_proj")
+    dropping.resid_dropout = torch.nn.Identity()  # what is left is the attention's own dropout
+    expect(not torch.equal(dropping(x), dropping(x)),
+           f"window={window}: with resid_dropout switched off, two forwards in train() mode "
+           "with dropout=0.5 gave the same output: the attention weights were not dropped",
+           hint="pass dropout_p=self.dropout (while training) to every "
+                "F.scaled_dot_product_attention call, with a mask and without")
     dropping.eval()
     expect_close(dropping(x), attention(x), "output in eval() mode vs a dropout=0 copy",
                  rel=1e-9, abs=1e-12, hint="in eval() dropout must do nothing: pass dropout_p=0.0")
@@ -381,6 +425,62 @@ def test_cache_is_preallocated_at_the_formula(dtype, window):
     expect(held == want, f"the cache's attributes hold {held} bytes of tensors; the formula gives "
                          f"{want}", hint="nbytes() must count what the cache really holds")
     expect(len(cache) == 0, f"len() of a new cache is {len(cache)}, expected 0")
+
+
+@pytest.mark.parametrize("window", [None, 3], ids=["max_len", "rolling"])
+def test_cache_stores_keys_of_another_dtype_in_its_own(window):
+    cache = StaticKVCache(1, 1, 1, 2, 8, window=window, dtype=torch.float32)
+    for start, T in ((0, 2), (2, 1), (3, 1)):
+        k = torch.arange(start, start + T, dtype=torch.float64).view(1, 1, T, 1).expand(
+            1, 1, T, 2) + 0.25
+        try:
+            keys, values, mask = cache.update(0, k, -k)
+        except RuntimeError as err:
+            expect(False, f"update on a float32 cache (window={window}) with float64 k and v "
+                   f"raised RuntimeError: {err}",
+                   hint="convert what you write to the cache's dtype: k.to(self.keys.dtype) "
+                        "(under autocast, k may come in another dtype than the cache)")
+        seen = sorted(keys[0, 0, mask[-1], 0].tolist())
+        first = 0 if window is None else max(0, start + T - window)
+        want = [p + 0.25 for p in range(first, start + T)]
+        expect(seen == want, f"window={window}: after float64 keys for positions 0..{start + T - 1}"
+               f", the last query sees {seen}, expected {want}",
+               hint="store each key, converted to the cache's dtype, in its own slot")
+
+
+def on_meta(what, fn, *args, **kwargs):
+    """fn(*args, **kwargs) on the meta device, which stands in for a GPU here: a tensor made
+    without device= lands on the CPU, and mixing it with meta tensors fails just as mixing it
+    with CUDA tensors would."""
+    hint = ("make every new tensor (arange, zeros, masks) on the device of the tensors you "
+            "were given: device=x.device, k.device or the cache's device; otherwise it fails "
+            "on a GPU")
+    try:
+        got = fn(*args, **kwargs)
+    except RuntimeError as err:
+        if "device" not in str(err):
+            pytest.skip(f"{what} reads tensor values, which the meta device cannot hold "
+                        f"({err}); devices are not checked here")
+        expect(False, f"{what} on the 'meta' device raised RuntimeError: {err}", hint=hint)
+    expect(got.device.type == "meta", f"{what} on the 'meta' device: expected a result on "
+           f"'meta', got {got.device}", hint=hint)
+
+
+def test_everything_follows_the_device_it_is_given():
+    held = StaticKVCache(1, 2, 2, 8, 16, window=3, device="meta")
+    devices = {t.device.type for t in vars(held).values() if isinstance(t, torch.Tensor)}
+    expect(devices == {"meta"}, f"StaticKVCache(..., device='meta') holds tensors on {devices}",
+           hint="allocate keys and values with device=device")
+    x = torch.zeros(2, 5, 32, device="meta")
+    for window in (None, 3):
+        on_meta(f"sliding_window_mask(3, 4, {window})", sliding_window_mask, 3, 4, window,
+                device="meta")
+        attention = GroupedQueryAttention(32, 4, n_kv_head=2, window=window).to("meta")
+        on_meta(f"window={window}: a forward without a cache", attention, x)
+        cache = StaticKVCache(1, 2, 2, 8, 16, window=window, device="meta")
+        for T in (5, 1, 2):
+            on_meta(f"window={window}: a forward of {T} tokens through a cache", attention,
+                    x[:, :T], kv_cache=cache)
 
 
 def test_bytes_per_token_shrink_by_n_head_over_n_kv_head():
@@ -544,4 +644,5 @@ def test_layers_share_one_cache_by_index():
     expect_value_error(lambda: layers[0](x[:, :1], kv_cache=make_cache(2, 4, window=None, batch=1)),
                        "an attention with window 3 given a cache without a window",
                        hint="a cache made for another window would give the wrong mask: raise a "
-                            "ValueError that says to make the cache with the attention's window")
+                            "ValueError that says to make the cache with the attention's window "
+                            "(3)", shown="3")

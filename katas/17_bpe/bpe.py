@@ -62,7 +62,8 @@ class BPETokenizer:
         """A tokenizer from merges already learned (see train to learn them).
 
         Set self.merges, self.vocab, self.special_tokens and self.vocab_size. A merge that uses
-        an id not made yet, an empty special token or one given twice is a ValueError.
+        an id not made yet is a ValueError naming that id; an empty special token or one given
+        twice is a ValueError naming it.
         """
         raise NotImplementedError(f"BPETokenizer.__init__: vocab from the 256 bytes and the "
                                   f"merges; {LESSON}")
@@ -80,8 +81,8 @@ class BPETokenizer:
         Each merge joins the most frequent adjacent pair; a tie goes to the greater pair of
         byte strings, (vocab[a], vocab[b]). Pairs are counted inside pieces (split_pieces),
         never across them, and special tokens are cut out of the text first. Stops early if
-        no pair is left. A vocab_size below 256 + len(special_tokens) is a ValueError; a
-        corpus that is not a string is a TypeError.
+        no pair is left. A vocab_size below 256 + len(special_tokens) is a ValueError naming
+        it; a corpus that is not a string is a TypeError naming its type.
         """
         raise NotImplementedError(f"BPETokenizer.train: count pairs per distinct piece, merge "
                                   f"the best, update the counts; {LESSON}")
@@ -112,7 +113,8 @@ class BPETokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> BPETokenizer:
-        """The tokenizer that to_dict described; any other dict is a ValueError."""
+        """The tokenizer that to_dict described; anything else (another kind, a missing key)
+        is a ValueError that says a BPE tokenizer's dict was expected."""
         raise NotImplementedError(f"BPETokenizer.from_dict: check the kind, then cls; {LESSON}")
 
     def save(self, path: str | Path) -> None:

@@ -110,7 +110,10 @@ def test_special_tokens_cut_the_text():
              ("<|endoftext|><|endoftext|>", [EOT], ["", EOT, "", EOT, ""]),
              ("x<|a|><|ab|>y", ["<|a|>", "<|ab|>"], ["x", "<|a|>", "", "<|ab|>", "y"]),
              ("no specials", [], ["no specials"]),
-             ("a.b", ["."], ["a", ".", "b"])]  # a special is literal text, not a regex
+             ("a.b", ["."], ["a", ".", "b"]),  # a special is literal text, not a regex
+             # "<s>" starts "<s>!": at one position the longer one wins, in either order
+             ("x<s>!y<s>z", ["<s>", "<s>!"], ["x", "<s>!", "y", "<s>", "z"]),
+             ("x<s>!y<s>z", ["<s>!", "<s>"], ["x", "<s>!", "y", "<s>", "z"])]
     for text, specials, want in cases:
         got = split_specials(text, specials)
         expect(got == want, f"split_specials({text!r}, {specials}):\n  expected {want}\n  got"
@@ -350,25 +353,52 @@ def test_an_unknown_id_is_a_clear_error():
 
 
 def test_bad_settings_are_clear_errors():
-    cases = [("BPETokenizer.train('abc', 100)", ValueError,
-              "a vocabulary holds at least the 256 bytes"),
-             ("BPETokenizer.train('abc', 256, [EOT])", ValueError,
-              "256 bytes plus one special token need vocab_size 257 or more"),
-             ("BPETokenizer.train(['to', 'be'], 300)", TypeError,
-              "the corpus is one string"),
-             ("BPETokenizer([(97, 300)])", ValueError,
-              "merge 0 makes id 256: it can only join ids 0..255"),
-             ("BPETokenizer.from_dict({'chars': ['a'], 'bos': False})", ValueError,
-              "that is a CharTokenizer's dict: check d.get('kind') == 'bpe'")]
-    for call, error, why in cases:
+    not_bpe = "a BPE tokenizer's dict holds kind 'bpe', merges and special_tokens: say so"
+    cases = [  # (call, error, what its message must contain, why)
+        ("BPETokenizer.train('abc', 100)", ValueError, "100",
+         "a vocabulary holds at least the 256 bytes"),
+        ("BPETokenizer.train('abc', 256, [EOT])", ValueError, "256",
+         "256 bytes plus one special token need vocab_size 257 or more"),
+        ("BPETokenizer.train(['to', 'be'], 300)", TypeError, "list", "the corpus is one string"),
+        ("BPETokenizer([(97, 300)])", ValueError, "300",
+         "merge 0 makes id 256: it can only join ids 0..255"),
+        ("BPETokenizer([(256, 97)])", ValueError, "256", "merge 0 makes id 256 itself"),
+        ("BPETokenizer([(97, 98), (97, 257)])", ValueError, "257",
+         "merge 1 makes id 257: it can only join ids 0..256"),
+        ("BPETokenizer(special_tokens=[EOT, EOT])", ValueError, EOT,
+         "each special token gets one id: given twice is an error"),
+        ("BPETokenizer(special_tokens=[''])", ValueError, "", "an empty special token"),
+        ("BPETokenizer.from_dict({'chars': ['a'], 'bos': False})", ValueError, "bpe",
+         "that is a CharTokenizer's dict: check d.get('kind') == 'bpe'"),
+        ("BPETokenizer.from_dict(['bpe'])", ValueError, "bpe", "a list is not a dict"),
+        ("BPETokenizer.from_dict({'kind': 'bpe', 'special_tokens': []})", ValueError, "bpe",
+         not_bpe),
+        ("BPETokenizer.from_dict({'kind': 'bpe', 'merges': []})", ValueError, "bpe", not_bpe),
+        ("BPETokenizer.from_dict({'kind': 'char', 'merges': [], 'special_tokens': []})",
+         ValueError, "bpe", not_bpe),
+    ]
+    for call, error, shown, why in cases:
         try:
             got = eval(call, {"BPETokenizer": BPETokenizer, "EOT": EOT})
-        except error:
+        except error as err:
+            expect(shown.lower() in str(err).lower(), f"{call} raised {error.__name__}({err}), "
+                   f"which does not say {shown!r}", hint=why)
             continue
         except Exception as err:  # any other exception is the wrong answer
             pytest.fail(f"{call} raised {type(err).__name__}({err}); expected {error.__name__}: "
                         f"{why}", pytrace=False)
         pytest.fail(f"{call} returned {got!r}; expected {error.__name__}: {why}", pytrace=False)
+
+
+def test_every_byte_is_a_token_and_can_be_merged():
+    tok = BPETokenizer([(0, 0), (255, 256)])
+    want = {0: b"\x00", 255: b"\xff", 256: b"\x00\x00", 257: b"\xff\x00\x00"}
+    got = {i: tok.vocab.get(i) for i in want}
+    expect(got == want, f"BPETokenizer([(0, 0), (255, 256)]).vocab: expected {want}, got {got}",
+           hint="ids 0..255 are all bytes, 0 and 255 included: a merge may join any id made "
+                "before it")
+    expect(repr(tok) == "BPETokenizer(vocab_size=258, merges=2)",
+           f"repr of that tokenizer: {repr(tok)!r}", hint="keep the __repr__ you were given")
 
 
 # --- saving, so that a checkpoint can carry it ---

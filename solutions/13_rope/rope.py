@@ -29,9 +29,6 @@ class RMSNorm(nn.Module):
         normed = x_work * torch.rsqrt(mean_square + self.eps)
         return (normed * self.weight.to(work)).to(x.dtype)
 
-    def extra_repr(self) -> str:
-        return f"{self.weight.shape[0]}, eps={self.eps}"
-
 
 def rope_angles(positions: Tensor, head_dim: int, base: float = 10000.0,
                 dtype: torch.dtype = torch.float32) -> Tensor:
@@ -64,7 +61,7 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
                          f"got shape {tuple(positions.shape)}")
     # Angles and rotation in float32 at least: bf16 cannot hold m * theta for large m.
     work = torch.promote_types(x.dtype, torch.float32)
-    angles = rope_angles(positions.to(x.device), head_dim, base, dtype=work)
+    angles = rope_angles(positions, head_dim, base, dtype=work)
     cos, sin = angles.cos(), angles.sin()  # (T, head_dim // 2), broadcast over leading dims
     pairs = x.to(work).unflatten(-1, (head_dim // 2, 2))  # (..., T, head_dim // 2, 2)
     a, b = pairs[..., 0], pairs[..., 1]

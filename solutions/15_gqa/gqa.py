@@ -78,7 +78,6 @@ class StaticKVCache:
         Returns (keys, values, mask): what the T new queries attend to, and a (T, n_keys) bool
         mask, True where a query may see a key.
         """
-        self._check(layer, k, v)
         start, T = self.written[layer], k.shape[2]
         queries = torch.arange(start, start + T, device=k.device)
         keys, values = self.keys[layer], self.values[layer]  # views into the buffers
@@ -124,18 +123,6 @@ class StaticKVCache:
         return slots + (n_written - 1 - slots).div(self.capacity, rounding_mode="floor") \
             * self.capacity
 
-    def _check(self, layer: int, k: Tensor, v: Tensor) -> None:
-        if not 0 <= layer < len(self.written):
-            raise ValueError(f"layer {layer} does not exist: the cache has "
-                             f"{len(self.written)} layers (0..{len(self.written) - 1})")
-        _, B, H, _, D = self.keys.shape
-        for name, t in (("k", k), ("v", v)):
-            if t.dim() != 4 or (t.shape[0], t.shape[1], t.shape[3]) != (B, H, D):
-                raise ValueError(f"{name} must be (batch={B}, n_kv_head={H}, T, head_dim={D}) "
-                                 f"like the cache, got {tuple(t.shape)}")
-        if k.shape != v.shape:
-            raise ValueError(f"k and v differ in shape: {tuple(k.shape)} vs {tuple(v.shape)}")
-
 
 class GroupedQueryAttention(nn.Module):
     """Causal self-attention where n_head query heads share n_kv_head key/value heads.
@@ -165,8 +152,7 @@ class GroupedQueryAttention(nn.Module):
         kv_dim = n_kv_head * self.head_dim
         self.c_attn = nn.Linear(n_embd, n_embd + 2 * kv_dim, bias=bias)  # q, then k, then v
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.attn_dropout = nn.Dropout(dropout)  # sdpa's dropout_p does the work
-        self.resid_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(dropout)  # on the attention weights: sdpa's dropout_p
         self.qk_norm = qk_norm
         if qk_norm:
             self.q_norm, self.k_norm = RMSNorm(self.head_dim), RMSNorm(self.head_dim)
