@@ -144,7 +144,8 @@ class ModernGPT(nn.Module):
 
         With a kv_cache, idx holds the tokens at positions len(kv_cache) onwards (read it once,
         before any layer writes). A ValueError that mentions block_size when the positions
-        would reach block_size, unless the model is `rolling` (rope and a window).
+        would reach block_size, unless the model is `rolling` (rope and a window); a
+        ValueError giving idx's shape unless idx is (B, T) with at least one token.
         """
         raise NotImplementedError(f"ModernGPT.forward: positions, blocks, ln_f, lm_head; {LESSON}")
 

@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from gpt import GPT, GPTConfig
 from gpt import PRESETS as GPT2_PRESETS
+from gqa import StaticKVCache
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from modern import (
     PRESETS,
+    Block,
     ModernConfig,
     ModernGPT,
     generate,
@@ -177,6 +179,78 @@ def test_any_combination_of_switches_matches_the_oracle(norm, positions, mlp, n_
     expect_oracle_logits(config, seed=seed)
 
 
+def test_rope_base_reaches_every_attention():
+    expect_oracle_logits(replace(ModernConfig(**SIZES), rope_base=50.0),
+                         hint="pass config.rope_base to each GroupedQueryAttention")
+
+
+def test_dropout_reaches_the_attention_and_the_mlp():
+    for mlp in ("swiglu", "gelu"):
+        config = replace(ModernConfig(**SIZES), mlp=mlp, dropout=0.5)
+        block = make_model(config).train().transformer.h[0]
+        x = torch.randn(2, 5, config.n_embd, dtype=torch.float64)
+        for part in ("attn", "mlp"):
+            module = getattr(block, part)
+            expect(not torch.equal(module(x), module(x)),
+                   f"with dropout=0.5 (mlp={mlp}), two calls of transformer.h[0].{part} in "
+                   "train() mode gave the same output",
+                   hint="pass config.dropout to the attention and to the MLP")
+
+
+def test_a_block_alone_uses_layer_0_of_its_cache():
+    config = ModernConfig(**SIZES)
+    torch.manual_seed(0)
+    block = Block(config).double().eval()
+    x = torch.randn(2, 5, config.n_embd, dtype=torch.float64)
+    cache = StaticKVCache(1, 2, config.kv_heads, config.n_embd // config.n_head,
+                          config.block_size, dtype=torch.float64)
+    positions = torch.arange(5)
+    try:
+        got = block(x, positions, cache)
+    except (IndexError, ValueError) as err:
+        pytest.fail(f"Block(x, positions, a one-layer cache) raised {err!r}; layer defaults to "
+                    "0", pytrace=False)
+    expect_close(got, block(x, positions), "a block through a fresh cache vs without one",
+                 rel=1e-9, abs=1e-12, hint="layer=0 by default; pass layer on to the attention")
+
+
+def test_idx_must_be_a_batch_of_token_rows():
+    model = make_model(ModernConfig(**SIZES))
+    _, loss = model(random_ids(GPT2, 2, 4, seed=0))
+    expect(loss is None, f"without targets the loss is {loss!r}, expected None")
+    for shape in ((5,), (2, 0)):
+        with pytest.raises(ValueError) as info:
+            model(torch.zeros(shape, dtype=torch.long))
+        expect(str(shape[-1]) in str(info.value), f"idx of shape {shape} raised "
+               f"ValueError({str(info.value)!r}), which does not give the shape",
+               hint="e.g. 'idx must be (batch, time) token ids with at least one token, got "
+                    "shape (5,)'")
+
+
+@pytest.mark.parametrize("positions", ["rope", "learned"])
+def test_the_model_runs_on_the_device_of_its_weights(positions):
+    # The meta device stands in for a GPU: a tensor made without device= lands on the CPU,
+    # and mixing it with meta tensors fails just as mixing it with CUDA tensors would.
+    config = replace(ModernConfig(**SIZES), positions=positions, window=4)
+    with torch.device("meta"):
+        model = ModernGPT(config)
+    idx = torch.zeros(2, 3, dtype=torch.long, device="meta")
+    hint = ("make positions with device=idx.device, and the cache on the model's device "
+            "(new_cache: the device of its weights)")
+    try:
+        cache = new_cache(model, 2)
+        for part in (idx, idx[:, :1]):
+            logits, _ = model(part, kv_cache=cache)
+            expect(logits.device.type == "meta", f"logits on {logits.device} for a model on "
+                   "'meta'", hint=hint)
+    except RuntimeError as err:
+        if "device" not in str(err):
+            pytest.skip(f"this code reads tensor values, which the meta device cannot hold "
+                        f"({err}); devices are not checked here")
+        pytest.fail(f"a ModernGPT on the 'meta' device ({positions} positions) with new_cache "
+                    f"raised RuntimeError: {err}\n  hint: {hint}", pytrace=False)
+
+
 def test_rope_drops_wpe_and_rmsnorm_has_no_bias():
     names = set(make_model(replace(GPT2, positions="rope", norm="rmsnorm", bias=True))
                 .state_dict())
@@ -210,6 +284,8 @@ def test_init_scales_every_residual_projection():
                      hint="kata 09's init: normal(0, 0.02), and 0.02 / sqrt(2 * n_layer) for the "
                           "projections that add into the residual stream: attention's c_proj "
                           "AND the MLP's down projection (c_proj for GELU, w2 for SwiGLU)")
+        expect(abs(p.mean().item()) < 0.1 * want, f"mean of {name} is {p.mean().item():.4g}, "
+               "expected about 0", hint="normal_(p, mean=0.0, std=...): centred on zero")
     expect(model.lm_head.weight is model.transformer.wte.weight,
            "lm_head.weight is not transformer.wte.weight", hint="tie them as in kata 09")
 
@@ -276,6 +352,15 @@ def test_matched_mlp_hidden_gives_the_closest_multiple(sizes):
            f"by {miss(hidden - 16):,}, hidden+16 by {miss(hidden + 16):,}",
            hint="each unit of width adds 3 * n_embd * n_layer parameters: solve for the width, "
                 "then round to the NEAREST multiple")
+    for what, got in (("the default multiple_of (16)", matched_mlp_hidden(config, target)),
+                      ("a config with mlp='gelu'",
+                       matched_mlp_hidden(replace(config, mlp="gelu"), target, 16))):
+        expect(got == hidden, f"matched_mlp_hidden with {what} gave {got}, expected {hidden}",
+               hint="multiple_of defaults to 16, and the count is that of the config with "
+                    "mlp='swiglu' whatever its mlp is now")
+    small = matched_mlp_hidden(config, 0, multiple_of=16)
+    expect(small == 16, f"matched_mlp_hidden(..., target=0, multiple_of=16) = {small}, expected "
+           "16", hint="the width is at least one multiple: max(1, ...) multiples")
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "medium"])
@@ -296,6 +381,33 @@ def test_modern_like_is_the_modern_model_at_gpt2s_size(name):
     expect(abs(got - want) <= 0.02 * want,
            f"modern_like({name}) has {got:,} parameters against GPT-2's {want:,}",
            hint="mlp_hidden from matched_mlp_hidden")
+    preset = PRESETS[name]
+    expect((config.n_kv_head, config.window, config.mlp_hidden)
+           == (preset.n_kv_head, preset.window, preset.mlp_hidden),
+           f"modern_like({name}): n_kv_head, window, mlp_hidden = {config.n_kv_head}, "
+           f"{config.window}, {config.mlp_hidden}; PRESETS[{name!r}] has {preset.n_kv_head}, "
+           f"{preset.window}, {preset.mlp_hidden}",
+           hint="n_head // 2 key/value heads, window = block_size, and matched_mlp_hidden with "
+                "multiple_of=16")
+    wide = modern_like(gpt2, multiple_of=64).mlp_hidden
+    expect(wide % 64 == 0 and abs(wide - config.mlp_hidden) <= 32,
+           f"modern_like({name}, multiple_of=64).mlp_hidden = {wide}, expected the multiple of 64 "
+           f"nearest the matched width (about {config.mlp_hidden})",
+           hint="pass multiple_of on to matched_mlp_hidden")
+
+
+def test_modern_like_keeps_what_it_is_told():
+    gpt2 = GPTConfig(vocab_size=65, block_size=32, n_layer=3, n_head=3, n_embd=96)
+    odd = modern_like(gpt2)
+    expect(odd.kv_heads == 3, f"modern_like with n_head=3 gave {odd.kv_heads} key/value heads",
+           hint="n_head // 2 key/value heads when n_head is even, n_head when it is odd")
+    gelu = modern_like(gpt2, mlp="gelu")
+    expect(gelu.mlp == "gelu" and gelu.mlp_hidden is None,
+           f"modern_like(..., mlp='gelu') gave mlp={gelu.mlp!r}, mlp_hidden={gelu.mlp_hidden}",
+           hint="a GELU MLP has no SwiGLU width to match: keep mlp_hidden as given (None)")
+    fixed = modern_like(gpt2, mlp_hidden=100)
+    expect(fixed.mlp_hidden == 100, f"modern_like(..., mlp_hidden=100) gave mlp_hidden="
+           f"{fixed.mlp_hidden}", hint="an explicit mlp_hidden is kept as given")
 
 
 # --- generation with the static cache ---

@@ -169,12 +169,12 @@ class ModernGPT(nn.Module):
         B, T = idx.shape
         start = 0 if kv_cache is None else len(kv_cache)  # read once, before any layer writes
         if start + T > self.config.block_size and not self.config.rolling:
-            why = ("a learned position embedding for positions 0..block_size-1 only"
-                   if self.config.positions == "learned" else
-                   "RoPE and no window: it never saw a distance of block_size or more")
+            # Learned positions stop at block_size - 1; RoPE without a window never saw a
+            # distance of block_size or more.
             raise ValueError(f"got {T} tokens after {start} cached positions, but block_size is "
-                             f"{self.config.block_size} and the model has {why}. Crop the "
-                             "context to its last block_size tokens (idx[:, -block_size:])")
+                             f"{self.config.block_size} and only a model with RoPE and a window "
+                             "reads past it. Crop the context to its last block_size tokens "
+                             "(idx[:, -block_size:])")
 
         positions = torch.arange(start, start + T, device=idx.device)
         x = self.transformer.wte(idx)
