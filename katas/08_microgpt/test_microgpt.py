@@ -123,6 +123,10 @@ def test_init_is_gaussian_with_std_0_08_and_seeded():
     expect(again == data, "init_params(0) twice gave different weights",
            hint="draw from random.Random(seed), not the global random module")
     expect(other != data, "init_params(1) gave the same weights as init_params(0)")
+    default = [p.data for p in parameters(init_params())]
+    expect(default == [p.data for p in parameters(init_params(42))],
+           "init_params() gave other weights than init_params(42)",
+           hint="the seed defaults to 42, the lesson's worked example")
 
 
 def test_weights_are_drawn_in_the_lessons_order():
@@ -316,6 +320,11 @@ def test_sampling_with_a_seed_is_reproducible():
            hint="draw with the rng you are given (rng.choices), not the global random module")
     expect(first != other, f"seeds 7 and 8 gave the same samples {first}",
            hint="draw with the rng you are given")
+    rng, at_half = random.Random(7), random.Random(7)
+    default = [sample(params, rng) for _ in range(6)]
+    half = [sample(params, at_half, temperature=0.5) for _ in range(6)]
+    expect(default == half, f"sample(params, rng) gave {default}, but with temperature=0.5 "
+           f"the same seed gave {half}", hint="the temperature defaults to 0.5")
     expect(all(0 <= len(s) <= 16 and set(s) <= set("abcdefghijklmnopqrstuvwxyz")
                for s in first), f"samples must be up to 16 letters a-z, got {first}")
 

@@ -158,8 +158,9 @@ class GPT(nn.Module):
         """idx (B, T) token ids -> (logits (B, T, vocab_size), mean cross-entropy or None).
 
         More than block_size tokens (counting the cached ones) is a ValueError that names
-        both numbers. With a kv_cache, idx holds the tokens at positions len(kv_cache)
-        onwards: their position embeddings start there.
+        both numbers; idx that is not (B, T) with at least one token is a ValueError giving
+        its shape. With a kv_cache, idx holds the tokens at positions len(kv_cache) onwards:
+        their position embeddings start there.
         """
         raise NotImplementedError(f"GPT.forward: embeddings, blocks, ln_f, lm_head, loss; {LESSON}")
 

@@ -5,6 +5,7 @@ torch's own cross-entropy."""
 import math
 from dataclasses import replace
 
+import gpt
 import pytest
 import torch
 import torch.nn.functional as F
@@ -165,6 +166,9 @@ def test_gpt2_initialisation():
                    hint="nn.Linear initialises its bias uniformly; set biases to zero")
         else:
             expect(bool((p == 1).all()), f"the LayerNorm gain {name} does not start at 1")
+        if p.dim() == 2:
+            expect(abs(p.mean().item()) < 0.002, f"mean of {name} is {p.mean().item():.4g}, "
+                   "expected about 0", hint="normal_(p, mean=0.0, std=...): centred on zero")
 
 
 def test_initial_loss_is_about_ln_vocab():
@@ -351,6 +355,92 @@ def test_dropout_is_active_in_training_only(attention):
                  rel=1e-9, abs=1e-10,
                  hint="in eval() dropout must do nothing; for sdpa pass "
                       "dropout_p=self.dropout if self.training else 0.0")
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "manual"])
+def test_the_attention_weights_are_dropped_with_and_without_a_cache(attention):
+    attn = make_model(attention=attention, dropout=0.5).transformer.h[0].attn
+    attn.resid_dropout = torch.nn.Identity()  # what is left is dropout on the weights
+    x = torch.randn(2, 6, SMALL.n_embd, dtype=torch.float64)
+    outputs = {}
+    for mode in ("train", "eval"):
+        cache = KVCache(1)
+        attn.eval()(x[:, :3], kv_cache=cache)  # three keys in the cache, nothing dropped
+        getattr(attn, mode)()
+        outputs[mode] = (attn(x), attn(x[:, 3:], kv_cache=cache))
+    for i, what in enumerate(["without a cache", "with three cached keys"]):
+        expect(not torch.equal(outputs["train"][i], outputs["eval"][i]),
+               f"{attention} attention {what}, with resid_dropout switched off: dropout=0.5 "
+               "in train() mode changed nothing", hint="drop attention weights while training: "
+               "dropout_p=self.dropout in every sdpa call (is_causal and attn_mask), "
+               "attn_dropout on the manual weights")
+
+
+@pytest.mark.parametrize("part", ["Block", "CausalSelfAttention"])
+def test_layer_defaults_to_0(part):
+    module = getattr(gpt, part)(SMALL).to(torch.float64).eval()
+    x = torch.randn(1, 4, SMALL.n_embd, dtype=torch.float64)
+    try:
+        got = module(x, KVCache(1))
+    except (IndexError, ValueError) as err:
+        pytest.fail(f"{part}(x, KVCache(1)) without layer raised {err!r}; layer defaults to 0",
+                    pytrace=False)
+    expect_close(got, module(x), f"{part} through a fresh one-layer cache vs without one",
+                 rel=1e-9, abs=1e-12, hint="layer=0 by default, passed on to kv_cache.update")
+
+
+def test_idx_must_be_a_batch_of_token_rows():
+    model = make_model()
+    for shape in ((5,), (2, 0)):
+        with pytest.raises(ValueError) as info:
+            model(torch.zeros(shape, dtype=torch.long))
+        expect(str(shape) in str(info.value) or str(list(shape)) in str(info.value),
+               f"idx of shape {shape} raised ValueError({str(info.value)!r}), which does not "
+               "give the shape", hint="e.g. f'idx must be (batch, time) token ids, got shape "
+                                      "{tuple(idx.shape)}'")
+
+
+class EmbeddingDevices(TorchFunctionMode):
+    """Records, for every embedding lookup, the devices of the ids and of the table: on the
+    meta device a lookup with CPU ids does not fail, on a GPU it does."""
+
+    def __init__(self):
+        super().__init__()
+        self.lookups: list[tuple[str, str]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") == "embedding" and len(args) >= 2:
+            self.lookups.append((args[0].device.type, args[1].device.type))
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "manual"])
+def test_the_model_runs_on_the_device_of_its_weights(attention):
+    # The meta device stands in for a GPU: a tensor made without device= lands on the CPU,
+    # and mixing it with meta tensors fails just as mixing it with CUDA tensors would.
+    with torch.device("meta"):
+        model = GPT(replace(SMALL, attention=attention))
+    idx = torch.zeros(2, 3, dtype=torch.long, device="meta")
+    try:
+        cache = KVCache(SMALL.n_layer)
+        for part, kv_cache in ((idx, None), (idx, cache), (idx[:, :1], cache)):
+            with EmbeddingDevices() as spy:
+                logits, _ = model(part, kv_cache=kv_cache)
+            expect(logits.device.type == "meta", f"logits on {logits.device} for a model on "
+                   "'meta'")
+            mixed = [pair for pair in spy.lookups if pair[0] != pair[1]]
+            expect(not mixed, f"embedding lookups with ids on one device and the table on "
+                   f"another (ids, table): {mixed}", hint="make the positions on the device "
+                   "of idx: torch.arange(start, start + T, device=idx.device)")
+    except RuntimeError as err:
+        if "device" not in str(err):
+            pytest.skip(f"this code reads tensor values, which the meta device cannot hold "
+                        f"({err}); devices are not checked here")
+        pytest.fail(f"a GPT on the 'meta' device ({attention}) raised RuntimeError: {err}\n"
+                    "  hint: make positions and masks on the input's device: "
+                    "torch.arange(..., device=idx.device), causal_mask(T, n_key, x.device)",
+                    pytrace=False)
 
 
 # --- the KV cache: feed the tokens a few at a time, get the same logits ---

@@ -190,7 +190,8 @@ class GPT(nn.Module):
         B, T = idx.shape
         start = 0 if kv_cache is None else len(kv_cache)
         if T == 0:
-            raise ValueError("idx has no tokens: give the model at least one token per row")
+            raise ValueError(f"idx of shape {tuple(idx.shape)} has no tokens: give the model "
+                             "at least one token per row")
         if start + T > self.config.block_size:
             cached = f" after {start} cached positions" if start else ""
             raise ValueError(
