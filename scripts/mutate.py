@@ -128,7 +128,8 @@ def function_of(mutant: str) -> str:
 def function_sources(module: Path) -> dict[str, str]:
     """Every function in mutmut's rewritten module (originals and mutants), by name."""
     text = module.read_text()
-    return {node.name: ast.get_source_segment(text, node) or ""
+    lines = text.splitlines()  # once: get_source_segment would split the file per function
+    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno])
             for node in ast.walk(ast.parse(text)) if isinstance(node, ast.FunctionDef)}
 
 

@@ -205,8 +205,9 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
       "state" is a dict with "step" (the next step to run) and your best/patience
       bookkeeping; "rng" a dict of the batch generator's state and torch's global RNG state
       (name them as you like, e.g. "batches" and "torch").
-    - resume=True loads out_dir/last.pt (FileNotFoundError when missing) and restores all of
-      that, so the run continues exactly as if it had never stopped.
+    - resume=True loads out_dir/last.pt (FileNotFoundError when missing; a ValueError naming
+      it when it holds another model_config) and restores all of that, so the run continues
+      exactly as if it had never stopped.
     - log(event) gets {"kind": "start", "step", "resumed"}, then {"kind": "step", "step",
       "loss", "lr", "grad_norm", "tokens_per_s"} after each update and {"kind": "eval",
       "step", "train_loss", "val_loss", "best_val", "best_step", "improved"}.

@@ -479,6 +479,86 @@ def test_early_stopping_with_patience(tmp_path):
                 "reaches patience")
 
 
+def _states_for_patience(tokenizer, val_ids):
+    """Three weight sets for one tiny model, with val losses start > good, bad > start: the
+    untrained weights, the same weights fitted to the val text, and sharpened random ones."""
+    model = _tiny_model(7)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    starts = range(0, len(val_ids) - 9, 3)
+    x = torch.stack([val_ids[i:i + 8] for i in starts])
+    y = torch.stack([val_ids[i + 1:i + 9] for i in starts])
+    for _ in range(30):
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    bad = {k: v * 20 if v.dim() == 2 else v.clone() for k, v in start.items()}
+    return start, good, bad
+
+
+@pytest.mark.parametrize("patience,then,stop_at", [(2, ["bad", "good", "bad", "bad"], 16),
+                                                   (1, ["bad"], 4)])
+def test_patience_counts_evaluations_in_a_row(tmp_path, patience, then, stop_at):
+    # lr 0, and after each evaluation the log callback swaps the weights to the next set:
+    # the val loss goes up, down, up... and only evaluations IN A ROW without a new best count.
+    tokenizer, train_ids, val_ids = _toy_data()
+    states = dict(zip(("start", "good", "bad"), _states_for_patience(tokenizer, val_ids)))
+    model = _tiny_model(7)
+    model.load_state_dict(states["start"])
+    script = list(then)
+
+    def swap(event):
+        if event.get("kind") == "eval" and script:
+            model.load_state_dict(states[script.pop(0)])
+
+    cfg = _cfg(tmp_path, lr=0.0, min_lr=0.0, weight_decay=0.0, max_steps=40, patience=patience)
+    result = _checked(train(model, tokenizer, train_ids, val_ids, cfg, log=swap))
+    kinds = ["start"] + then
+    expect((result["step"], result["stopped"]) == (stop_at, "patience"),
+           f"patience={patience}, val losses from the weights {kinds} at steps 0, 4, 8, ...: "
+           f"train returned {result}; expected to stop on patience at step {stop_at}",
+           hint="a new best resets the count of evaluations without improvement to 0; stop "
+                "when the count reaches patience (patience=1: at the first one)")
+
+
+def test_evaluations_use_the_promised_batches_and_the_optimizer_its_betas(tmp_path):
+    # lr 0: the weights never change, so each logged loss is estimate_loss of the model as it
+    # is, on batches drawn with seed cfg.seed + 1.
+    tokenizer, train_ids, val_ids = _toy_data()
+    model = _tiny_model(8)
+    evals = []
+    cfg = _cfg(tmp_path, lr=0.0, min_lr=0.0, max_steps=4, beta2=0.95)
+    train(model, tokenizer, train_ids, val_ids, cfg, log=_evals_into(evals))
+    want = estimate_loss(model, {"train": train_ids, "val": val_ids}, cfg.batch_size, 8,
+                         cfg.eval_iters, seed=cfg.seed + 1)
+    for event in evals:
+        got = {"train": event["train_loss"], "val": event["val_loss"]}
+        expect_close([got["train"], got["val"]], [want["train"], want["val"]],
+                     f"losses logged at step {event['step']}", rel=1e-9,
+                     hint="estimate_loss(model, {'train': train_data, 'val': val_data}, "
+                          "cfg.batch_size, block_size, cfg.eval_iters, device, "
+                          "seed=cfg.seed + 1)")
+    groups = load_checkpoint(tmp_path / "last.pt")["optimizer"]["param_groups"]
+    betas = [tuple(g["betas"]) for g in groups]
+    expect(all(b == (0.9, 0.95) for b in betas), f"the optimizer's betas with cfg.beta2=0.95: "
+           f"{betas}", hint="AdamW(..., betas=(0.9, cfg.beta2))")
+
+
+def test_resume_with_another_model_is_a_clear_error(tmp_path):
+    tokenizer, train_ids, val_ids = _toy_data()
+    train(_tiny_model(0), tokenizer, train_ids, val_ids, _cfg(tmp_path, max_steps=4))
+    other = GPT(GPTConfig(vocab_size=len(TOKENIZER_TEXT), block_size=8, n_layer=2, n_head=2,
+                          n_embd=16))
+    with pytest.raises(ValueError) as info:
+        train(other, tokenizer, train_ids, val_ids, _cfg(tmp_path, max_steps=8), resume=True)
+    expect("last.pt" in str(info.value), f"resuming a 1-layer run with a 2-layer model raised "
+           f"ValueError({str(info.value)!r}), which does not name the checkpoint",
+           hint="compare checkpoint['model_config'] with asdict(model.config) and say which "
+                "file holds another model")
+
+
 def test_resume_continues_exactly(tmp_path):
     # Dropout makes the result depend on torch's random state too, not only on the batches.
     tokenizer, train_ids, val_ids = _toy_data()
