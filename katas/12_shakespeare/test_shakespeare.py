@@ -633,9 +633,13 @@ model.register_forward_pre_hook(  # the token ids, given by position or by name
     if module.training else None, with_kwargs=True)
 cfg = TrainConfig(batch_size=4, max_steps=12, lr=3e-3, min_lr=3e-4, warmup_steps=3,
                   eval_interval=4, eval_iters=2, patience=0, seed=5, out_dir=out)
+evals = []
 result = train(model, tokenizer, train_ids, val_ids, cfg,
-               should_stop=lambda step: rank == 1 and step == 6)
-torch.save({"result": result, "rows": rows, "model": model.state_dict()}, f"{out}/rank{rank}.pt")
+               should_stop=lambda step: rank == 1 and step == 6,
+               log=lambda e: evals.append([e["step"], e["train_loss"], e["val_loss"]])
+               if e.get("kind") == "eval" else None)
+torch.save({"result": result, "rows": rows, "model": model.state_dict(), "evals": evals},
+           f"{out}/rank{rank}.pt")
 dist.destroy_process_group()
 """
 
@@ -671,9 +675,19 @@ def test_two_processes_train_as_one(tmp_path):
                f"{sorted(set(got['rows']))} rows; expected 2 (its half of batch_size 4)",
                hint="draw the global batch, then keep rows rank*B/world to (rank+1)*B/world")
     tokenizer, train_ids, val_ids = _toy_data()
-    alone = _tiny_model(3)
+    alone, evals = _tiny_model(3), []
     train(alone, tokenizer, train_ids, val_ids, _cfg(tmp_path / "alone"),
-          should_stop=lambda step: step == 6)
+          should_stop=lambda step: step == 6, log=_evals_into(evals))
+    want = [[e["step"], e["train_loss"], e["val_loss"]] for e in evals]
+    got = ranks[0]["evals"]
+    expect(len(got) == len(want) and all(g[0] == w[0] for g, w in zip(got, want)),
+           f"process 0 logged evaluations at steps {[g[0] for g in got]}, one process at "
+           f"{[w[0] for w in want]}", hint="only process 0 logs, and it logs every evaluation")
+    expect_close(got, want, "[step, train loss, val loss] logged by process 0 of 2 vs one "
+                 "process", rel=1e-5, hint="every process evaluates the same batches; average "
+                 "the processes' losses (all_reduce the sum, divide by the world size)")
+    expect(ranks[1]["evals"] == [], f"process 1 logged {ranks[1]['evals']}",
+           hint="only process 0 logs")
     for name, tensor in alone.state_dict().items():
         expect(torch.equal(ranks[0]["model"][name], ranks[1]["model"][name]),
                f"after 6 steps the two processes hold different {name}",
