@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,11 @@ def test_split_of_a_small_text():
            f"split_data('abcdefghij' * 2, val_fraction=0.25) gave {train_ids.tolist()} / "
            f"{val_ids.tolist()}", hint="int(20 * 0.75) = 15 train ids, the last 5 validate")
     for bad in (0.0, 1.0, -0.1):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError) as info:
             split_data("abc", CharTokenizer("abc"), val_fraction=bad)
+        expect(str(bad) in str(info.value), f"val_fraction={bad} raised "
+               f"ValueError({str(info.value)!r}), which does not give the value",
+               hint="e.g. f'val_fraction must be between 0 and 1, got {val_fraction}'")
 
 
 # ---------------------------------------------------------------- get_batch
@@ -137,6 +141,10 @@ def test_batches_go_to_the_device():
 def test_too_little_data_is_a_clear_error():
     with pytest.raises(ValueError, match="block_size"):
         get_batch(torch.arange(8), 2, 8)
+    x, y = get_batch(torch.arange(9), 2, 8)  # exactly one window and its next token
+    expect(x.tolist() == [list(range(8))] * 2 and y.tolist() == [list(range(1, 9))] * 2,
+           f"get_batch(arange(9), 2, 8) gave x={x.tolist()}, y={y.tolist()}",
+           hint="block_size + 1 tokens make exactly one window: start 0 is allowed")
 
 
 # ---------------------------------------------------------------- estimate_loss
@@ -213,6 +221,10 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "last.pt")
     expect(leftovers == [], f"a crashed save left {leftovers} behind",
            hint="delete the temporary file when torch.save fails (try/finally)")
+    deep = tmp_path / "runs" / "new" / "best.pt"
+    save_checkpoint(deep, {"step": 3})
+    expect(load_checkpoint(deep) == {"step": 3}, f"save_checkpoint({deep}) into directories "
+           "that did not exist yet", hint="path.parent.mkdir(parents=True, exist_ok=True)")
 
 
 class RunsCode:
@@ -632,25 +644,29 @@ model.register_forward_pre_hook(  # the token ids, given by position or by name
     lambda module, args, kwargs: rows.append(len((args or list(kwargs.values()))[0]))
     if module.training else None, with_kwargs=True)
 cfg = TrainConfig(batch_size=4, max_steps=12, lr=3e-3, min_lr=3e-4, warmup_steps=3,
-                  eval_interval=4, eval_iters=2, patience=0, seed=5, out_dir=out)
+                  eval_interval=4, eval_iters=2, patience=0, seed=5, out_dir=out,
+                  parallel=sys.argv[5])
 evals = []
 result = train(model, tokenizer, train_ids, val_ids, cfg,
                should_stop=lambda step: rank == 1 and step == 6,
                log=lambda e: evals.append([e["step"], e["train_loss"], e["val_loss"]])
                if e.get("kind") == "eval" else None)
-torch.save({"result": result, "rows": rows, "model": model.state_dict(), "evals": evals},
-           f"{out}/rank{rank}.pt")
+sharded = any(type(p).__name__ == "DTensor" for p in model.parameters())
+torch.save({"result": result, "rows": rows, "evals": evals, "sharded": sharded,
+            "model": {} if sharded else model.state_dict()}, f"{out}/rank{rank}.pt")
 dist.destroy_process_group()
 """
 
 
-def test_two_processes_train_as_one(tmp_path):
-    # Each process trains on its half of every batch; DDP averages the gradients, so the
-    # weights match a one-process run of the same batches. Only process 1 asks to stop.
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_train_as_one(tmp_path, parallel):
+    # Each process trains on its half of every batch; DDP (or FSDP) averages the gradients,
+    # so the weights match a one-process run of the same batches. Only process 1 asks to stop.
     root = Path(harness.__file__).resolve().parent.parent
     path = "\n".join(sys.path)
     workers = [subprocess.Popen([sys.executable, "-c", DDP_WORKER, str(rank), str(tmp_path),
-                                 TOKENIZER_TEXT, path], cwd=root, stdout=subprocess.PIPE,
+                                 TOKENIZER_TEXT, path, parallel], cwd=root,
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
     outputs = []
     for worker in workers:
@@ -688,22 +704,68 @@ def test_two_processes_train_as_one(tmp_path):
                  "the processes' losses (all_reduce the sum, divide by the world size)")
     expect(ranks[1]["evals"] == [], f"process 1 logged {ranks[1]['evals']}",
            hint="only process 0 logs")
-    for name, tensor in alone.state_dict().items():
-        expect(torch.equal(ranks[0]["model"][name], ranks[1]["model"][name]),
-               f"after 6 steps the two processes hold different {name}",
-               hint="DistributedDataParallel keeps them in sync by averaging gradients")
-        expect_close(ranks[0]["model"][name], tensor, f"{name} after 6 steps on two processes "
-                     "vs one", rel=1e-4, abs=1e-5,
-                     hint="each process takes its share of the SAME global batch")
-    step = _saved_step(load_checkpoint(tmp_path / "last.pt"), "last.pt")
+    sharded = [got["sharded"] for got in ranks]
+    expect(sharded == [parallel == "fsdp"] * 2, f"parallel={parallel!r}: the processes' "
+           f"parameters sharded: {sharded}", hint="with cfg.parallel == 'fsdp' and several "
+           "processes, shard_model(model) before making the optimizer; DDP otherwise")
+    saved = load_checkpoint(tmp_path / "last.pt")
+    step = _saved_step(saved, "last.pt")
     expect(step == 6, f"last.pt holds step {step}, expected 6",
            hint="process 0 writes the checkpoints")
+    for name, tensor in alone.state_dict().items():
+        if parallel == "ddp":
+            expect(torch.equal(ranks[0]["model"][name], ranks[1]["model"][name]),
+                   f"after 6 steps the two processes hold different {name}",
+                   hint="DistributedDataParallel keeps them in sync by averaging gradients")
+        expect_close(_field(saved["model"], name, "last.pt's 'model'"), tensor,
+                     f"{name} in last.pt after 6 steps on two processes ({parallel}) vs one",
+                     rel=1e-4, abs=1e-5, hint="each process takes its share of the SAME global "
+                     "batch; with FSDP, save through full_state")
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     tokenizer, train_ids, val_ids = _toy_data()
     with pytest.raises(FileNotFoundError):
         train(_tiny_model(0), tokenizer, train_ids, val_ids, _cfg(tmp_path), resume=True)
+
+
+def test_a_non_finite_evaluation_or_gradient_norm_stops_the_run(tmp_path):
+    tokenizer, train_ids, val_ids = _toy_data()
+    model = _tiny_model(5)
+    model.lm_head.register_forward_hook(  # NaN logits when evaluating only
+        lambda module, inputs, output: output if module.training else output * math.nan)
+    with pytest.raises(TrainingDiverged, match="step 0"):
+        train(model, tokenizer, train_ids, val_ids, _cfg(tmp_path / "eval"))
+    expect(not (tmp_path / "eval" / "best.pt").exists(), "a NaN evaluation wrote best.pt",
+           hint="check the losses before saving")
+    model, calls = _tiny_model(5), {"n": 0}
+
+    def infinite_from_the_7th(grad):  # the loss stays finite, its gradient does not
+        calls["n"] += 1
+        return grad * math.inf if calls["n"] >= 7 else grad
+
+    model.transformer.wpe.weight.register_hook(infinite_from_the_7th)
+    with pytest.raises(TrainingDiverged, match="step 6"):
+        train(model, tokenizer, train_ids, val_ids, _cfg(tmp_path / "norm"))
+
+
+def test_the_step_log(tmp_path):
+    tokenizer, train_ids, val_ids = _toy_data()
+    events = []
+    started = time.perf_counter()
+    train(_tiny_model(2), tokenizer, train_ids, val_ids, _cfg(tmp_path, max_steps=5),
+          log=events.append)
+    whole = time.perf_counter() - started
+    steps = [e for e in events if e.get("kind") == "step"]
+    expect([e["step"] for e in steps] == [1, 2, 3, 4, 5], f"step events numbered "
+           f"{[e['step'] for e in steps]}, expected 1..5", hint="after the update at step s, "
+           "log step s + 1: the number of updates done")
+    slowest = 4 * 8 / whole  # batch_size * block_size tokens in less than the whole run
+    for e in steps:
+        expect(e["tokens_per_s"] >= slowest, f"tokens_per_s {e['tokens_per_s']:.1f} at step "
+               f"{e['step']}, but the whole run took {whole:.2f} s, so each step's "
+               f"{4 * 8} tokens went faster than {slowest:.1f} tokens/s",
+               hint="batch_size * block_size / (time.perf_counter() - the step's start)")
 
 
 def test_a_nan_loss_stops_without_a_broken_checkpoint(tmp_path):
