@@ -27,6 +27,7 @@ import argparse
 import ast
 import difflib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -143,15 +144,21 @@ def mutant_diff(name: str, sources: dict[str, str]) -> list[str]:
     return [line.rstrip() for line in lines if line.startswith(("- ", "+ "))]
 
 
+LITERAL = re.compile(r'"[^"]*"|\'[^\']*\'')  # a string literal in one line of code
+
+
 def only_wording(diff: list[str]) -> bool:
-    """True when the mutant only changed the case of a message, or wrapped it in XX: text
-    with spaces (a message, not a key) that reads the same to a person."""
+    """True when the mutant only changed the case of a message, or wrapped it in XX: every
+    string literal it changed has spaces (a message, not a key or a name) and reads the same
+    to a person, and nothing outside the literals changed."""
     removed = " ".join(line[2:].strip() for line in diff if line.startswith("- "))
     added = " ".join(line[2:].strip() for line in diff if line.startswith("+ "))
-    changed = set(removed.split()) ^ set(added.split())
-    return (bool(removed) and removed != added
-            and added.replace("XX", "").lower() == removed.lower()
-            and " " in removed and any(('"' in w or "'" in w) for w in changed))
+    old, new = LITERAL.findall(removed), LITERAL.findall(added)
+    if (not removed or removed == added or len(old) != len(new)
+            or LITERAL.sub('""', removed) != LITERAL.sub('""', added)):
+        return False
+    changed = [(a, b) for a, b in zip(old, new) if a != b]
+    return all(" " in a and b.replace("XX", "").lower() == a.lower() for a, b in changed)
 
 
 def run_kata(kata: katas.Kata, children: int, keep: bool, before: dict | None = None) -> dict:

@@ -18,6 +18,10 @@ def test_a_reworded_message_is_set_apart_and_a_changed_value_is_not():
                                 '+     raise ValueError("WINDOW MUST BE >= 1")'])
     assert not mutate.only_wording(['-     if window < 1:', '+     if window <= 1:'])
     assert not mutate.only_wording(['-     d.get("kind")', '+     d.get("XXkindXX")'])
+    assert not mutate.only_wording(['-     state = {"best_step": -1, "n": 0}',
+                                    '+     state = {"XXbest_stepXX": -1, "n": 0}'])
+    assert not mutate.only_wording(['-     raise E("no tokens given")',
+                                    '+     raise E("XXno tokens givenXX") or 1'])
 
 
 def test_the_share_leaves_out_given_equivalent_and_reworded_mutants(capsys):

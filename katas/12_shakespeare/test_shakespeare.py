@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -364,8 +365,11 @@ def test_the_checkpoint_holds_everything_to_continue(tmp_path):
         raise AssertionError(f"torch.load({path}, weights_only=True) failed: {err}\n  hint: "
                              "store plain data (dataclasses.asdict, tokenizer.to_dict()), "
                              "tensors and state_dicts, never objects") from None
-    for key in ("model", "model_config", "tokenizer", "optimizer", "state", "rng"):
+    for key in ("model", "model_config", "tokenizer", "optimizer", "train_config", "state",
+                "rng"):
         expect(key in saved, f"last.pt has keys {sorted(saved)}; {key!r} is missing")
+    expect(saved["train_config"] == asdict(cfg), f"last.pt's 'train_config' is "
+           f"{saved['train_config']}, expected asdict(cfg)", hint="save asdict(cfg)")
     step = _saved_step(saved, "last.pt")
     expect(step == 6, f"saved step {step}, expected 6",
            hint="the step counter is the schedule's position: save it")
@@ -402,6 +406,17 @@ def test_best_checkpoint_is_the_best_evaluation(tmp_path):
     expect(steps == [0, 4, 8, 12, 16], f"evaluations at steps {steps}, expected [0, 4, 8, 12, 16]",
            hint="evaluate when step % eval_interval == 0 (step 0 too) and at max_steps")
     best = min(evals, key=lambda e: e["val_loss"])
+    best_val, best_step = math.inf, -1
+    for e in evals:
+        improved = e["val_loss"] < best_val
+        if improved:
+            best_val, best_step = e["val_loss"], e["step"]
+        got = [_field(e, key, "an eval log event") for key in ("best_val", "best_step",
+                                                                 "improved")]
+        expect(got == [best_val, best_step, improved], f"the eval event at step {e['step']} "
+               f"says best_val, best_step, improved = {got}; from the val losses so far: "
+               f"{[best_val, best_step, improved]}", hint="log the bookkeeping after this "
+               "evaluation updated it")
     step = _saved_step(load_checkpoint(tmp_path / "best.pt"), "best.pt")
     expect(step == best["step"],
            f"best.pt is from step {step}, but the best val loss "
@@ -756,7 +771,17 @@ def test_the_step_log(tmp_path):
     train(_tiny_model(2), tokenizer, train_ids, val_ids, _cfg(tmp_path, max_steps=5),
           log=events.append)
     whole = time.perf_counter() - started
+    start = {"kind": "start", "step": 0, "resumed": False}
+    expect(events[0] == start, f"the first log event is {events[0]}, expected {start}")
     steps = [e for e in events if e.get("kind") == "step"]
+    cfg = _cfg(tmp_path, max_steps=5)
+    for e in steps:
+        got = {k: _field(e, k, "a step log event") for k in ("loss", "lr", "grad_norm")}
+        lr = lr_at(e["step"] - 1, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
+        expect(math.isfinite(got["loss"]) and got["grad_norm"] > 0 and got["lr"] == lr,
+               f"step event {e}: expected a finite loss, a positive grad_norm and lr {lr}",
+               hint="log the loss and the gradient norm (before clipping) of the update, and "
+                    "the lr it used")
     expect([e["step"] for e in steps] == [1, 2, 3, 4, 5], f"step events numbered "
            f"{[e['step'] for e in steps]}, expected 1..5", hint="after the update at step s, "
            "log step s + 1: the number of updates done")

@@ -288,6 +288,10 @@ def test_init_scales_every_residual_projection():
                "expected about 0", hint="normal_(p, mean=0.0, std=...): centred on zero")
     expect(model.lm_head.weight is model.transformer.wte.weight,
            "lm_head.weight is not transformer.wte.weight", hint="tie them as in kata 09")
+    biased = make_model(replace(GPT2, bias=True), seed=3)
+    nonzero = [n for n, p in biased.named_parameters() if n.endswith("bias") and p.any()]
+    expect(not nonzero, f"with bias=True these biases do not start at 0: {nonzero}",
+           hint="kata 09's init: every bias starts at 0 (nn.Linear starts them uniform)")
 
 
 def closed_form_count(c: ModernConfig) -> int:
