@@ -168,7 +168,10 @@ def run_kata(kata: katas.Kata, children: int, keep: bool, before: dict | None = 
     try:
         build_tree(kata, where)
         mutmut = Path(sys.executable).parent / "mutmut"
-        again = before["survivors"] if before else []
+        # Survivors in given code are counted apart anyway: they keep their verdict.
+        given = given_functions(kata)
+        kept = [s for s in before["survivors"] if function_of(s) in given] if before else []
+        again = [s for s in before["survivors"] if function_of(s) not in given] if before else []
         if before and not again:
             return before
         run = subprocess.run([str(mutmut), "run", "--max-children", str(children), *again],
@@ -182,7 +185,7 @@ def run_kata(kata: katas.Kata, children: int, keep: bool, before: dict | None = 
             if not set(again) <= set(verdicts):
                 return {"kata": kata.dirname, "error": "the solution changed since that run "
                         "(its mutants have other names): run the whole kata again"}
-            verdicts = {k: verdicts[k] for k in again}
+            verdicts = {**{k: verdicts[k] for k in again}, **{k: before["codes"][k] for k in kept}}
         if not verdicts:
             tail = (run.stdout + run.stderr)[-3000:]
             return {"kata": kata.dirname, "error": f"mutmut produced no results:\n{tail}"}
