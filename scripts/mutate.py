@@ -181,7 +181,7 @@ def run_kata(kata: katas.Kata, children: int, keep: bool, before: dict | None = 
         for meta in sorted((where / "mutants" / "src").glob("*.meta")):
             verdicts.update(json.loads(meta.read_text())["exit_code_by_key"])
             sources.update(function_sources(meta.with_suffix("")))
-        if before:
+        if before and verdicts:
             if not set(again) <= set(verdicts):
                 return {"kata": kata.dirname, "error": "the solution changed since that run "
                         "(its mutants have other names): run the whole kata again"}
