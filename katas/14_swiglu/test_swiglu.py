@@ -127,10 +127,10 @@ def test_swiglu_hidden_is_the_smallest_multiple_at_or_above_8d_over_3(n_embd, mu
 def test_swiglu_hidden_rejects_bad_sizes(args):
     with pytest.raises(ValueError) as info:
         swiglu_hidden(*args)
-    bad = args[-1]
-    expect(str(bad) in str(info.value), f"swiglu_hidden{args} raised "
-           f"ValueError({str(info.value)!r}), which does not give the bad value {bad!r}",
-           hint="e.g. 'multiple_of must be a positive int, got 6.4'")
+    bad, name = args[-1], "n_embd" if len(args) == 1 else "multiple_of"
+    expect(str(bad) in str(info.value) and name in str(info.value), f"swiglu_hidden{args} "
+           f"raised ValueError({str(info.value)!r}), which does not name {name} and its value "
+           f"{bad!r}", hint="e.g. 'multiple_of must be a positive int, got 6.4'")
 
 
 # --- the module: names, sizes, parameter parity ---
