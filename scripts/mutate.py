@@ -164,16 +164,16 @@ def only_wording(diff: list[str]) -> bool:
 def run_kata(kata: katas.Kata, children: int, keep: bool, before: dict | None = None) -> dict:
     """mutmut over kata's solution; with `before` (an earlier result for this kata) only the
     mutants that survived it are run again, and the rest keep their verdict."""
+    # Survivors in given code are counted apart anyway: they keep their verdict.
+    given = given_functions(kata)
+    kept = [s for s in before["survivors"] if function_of(s) in given] if before else []
+    again = [s for s in before["survivors"] if function_of(s) not in given] if before else []
+    if before and not again:
+        return before
     where = Path(tempfile.mkdtemp(prefix=f"mutate-{kata.dirname}-"))
     try:
         build_tree(kata, where)
         mutmut = Path(sys.executable).parent / "mutmut"
-        # Survivors in given code are counted apart anyway: they keep their verdict.
-        given = given_functions(kata)
-        kept = [s for s in before["survivors"] if function_of(s) in given] if before else []
-        again = [s for s in before["survivors"] if function_of(s) not in given] if before else []
-        if before and not again:
-            return before
         run = subprocess.run([str(mutmut), "run", "--max-children", str(children), *again],
                              cwd=where, capture_output=True, text=True)
         verdicts: dict[str, int | None] = {}
