@@ -55,3 +55,39 @@ def expect(condition: bool, message: str, hint: str = "") -> None:
     """Fail with a teaching message unless condition holds."""
     if not condition:
         raise AssertionError(message + (f"\n  hint: {hint}" if hint else ""))
+
+
+def _tensors(value):
+    if hasattr(value, "device"):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
+
+
+def on_meta(what: str, run, hint: str):
+    """run() with its inputs on the meta device, which stands in for a GPU: a tensor made
+    without device= lands on the CPU, and mixing it with meta tensors fails just as mixing it
+    with CUDA tensors would. Fails, with the hint, when that happens or when a tensor run()
+    returns is not on 'meta'; returns what run() returns. Code that reads tensor values
+    (.item(), .tolist()) cannot run on meta tensors, which hold none: that skips the spec.
+    """
+    import pytest
+
+    try:
+        got = run()
+    except (RuntimeError, NotImplementedError) as err:
+        message = str(err)
+        if "meta" in message and "device" not in message:  # it read values: cannot check
+            pytest.skip(f"{what} reads tensor values, which the meta device cannot hold "
+                        f"({message}); devices are not checked here")
+        if isinstance(err, NotImplementedError):
+            raise  # a stub, or something else unfinished
+        if "device" not in message:
+            hint = "the same call on CPU tensors has specs of its own: make those pass first"
+        raise AssertionError(f"{what} on the 'meta' device raised RuntimeError: {message}\n"
+                             f"  hint: {hint}") from None
+    devices = [str(t.device) for t in _tensors(got)]
+    expect(all(d == "meta" for d in devices), f"{what} on the 'meta' device returned tensors "
+           f"on {devices}", hint=hint)
+    return got

@@ -86,8 +86,8 @@ ALTERNATIVES = [
          'batches.set_state(checkpoint["rng"]["batch_generator"])'),
         ('torch.set_rng_state(checkpoint["rng"]["torch"])',
          'torch.set_rng_state(checkpoint["rng"]["global"])'),
-        ('rng = {"torch": torch.get_rng_state(), "batches": batches.get_state()}',
-         'rng = {"global": torch.get_rng_state(), "batch_generator": batches.get_state()}'),
+        ('rng = {"torch": torch.get_rng_state(), "batches": batches.get_state(),',
+         'rng = {"global": torch.get_rng_state(), "batch_generator": batches.get_state(),'),
     ), specs="checkpoint or save or resume"),
 ]
 

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness import katas, status
+from harness.checks import on_meta
 
 ROOT = katas.ROOT
 
@@ -219,3 +221,22 @@ def test_programs_report_an_unwritten_kata_in_one_line(capsys):
     assert katas.run_program(main) == 1
     err = capsys.readouterr().err
     assert "not written yet: encode" in err and "Traceback" not in err
+
+
+def test_on_meta_fails_on_mixed_devices_and_skips_code_that_reads_values():
+    meta = torch.zeros(2, device="meta")
+    assert on_meta("adding", lambda: (meta + meta, None), hint="h")[1] is None
+    with pytest.raises(AssertionError, match=r"(?s)raised RuntimeError.*hint: use x\.device"):
+        on_meta("mixing", lambda: meta + torch.zeros(2), hint="use x.device")
+    with pytest.raises(AssertionError, match=r"returned tensors on \['cpu'\]"):
+        on_meta("a CPU result", lambda: torch.zeros(2), hint="h")
+    with pytest.raises(AssertionError, match="make those pass first"):  # not about devices
+        on_meta("a shape error", lambda: meta + torch.zeros(3, device="meta"), hint="h")
+
+    def stub():
+        raise NotImplementedError("stub")
+
+    with pytest.raises(NotImplementedError, match="stub"):  # the harness reports stubs itself
+        on_meta("a stub", stub, hint="h")
+    with pytest.raises(pytest.skip.Exception, match="reads tensor values"):
+        on_meta("reading", lambda: meta.sum().item(), hint="h")

@@ -243,3 +243,29 @@ def test_ddp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     evals = [line.split(",") for line in (tmp_path / "ddp" / "metrics.csv").read_text().split()
              if line.startswith("eval")]
     assert float(evals[-1][4]) < float(evals[0][4]), f"val loss did not fall: {evals}"
+
+
+def test_a_gpus_random_numbers_are_saved_and_restored(monkeypatch):
+    # No GPU here: a stand-in for torch.cuda / torch.mps records what the given helpers do.
+    from shakespeare import accelerator_rng, restore_accelerator_rng
+
+    restored = []
+
+    class StandIn:
+        @staticmethod
+        def get_rng_state(device):
+            return torch.tensor([7, int(device.index or 0)], dtype=torch.uint8)
+
+        @staticmethod
+        def set_rng_state(state, device):
+            restored.append((state.tolist(), str(device)))
+
+    monkeypatch.setattr(torch, "get_device_module", lambda device: StandIn)
+    assert accelerator_rng("cpu") == {}
+    saved = accelerator_rng("cuda:1")
+    assert list(saved) == ["cuda"] and saved["cuda"].tolist() == [7, 1], saved
+    restore_accelerator_rng({"torch": torch.get_rng_state(), **saved}, "cuda:1")
+    restore_accelerator_rng(saved, "cpu")  # the CPU's state is torch.get_rng_state()'s
+    restore_accelerator_rng(saved, "mps")  # no state saved for this kind of device
+    assert restored == [([7, 1], "cuda:1")], restored
+    assert list(accelerator_rng("mps")) == ["mps"]

@@ -4,6 +4,7 @@ torch's own cross-entropy."""
 
 import math
 from dataclasses import replace
+from functools import partial
 
 import gpt
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.overrides import TorchFunctionMode
 
-from harness.checks import expect, expect_close
+from harness.checks import expect, expect_close, on_meta
 
 SMALL = GPTConfig(vocab_size=11, block_size=12, n_layer=2, n_head=2, n_embd=16)
 
@@ -417,30 +418,21 @@ class EmbeddingDevices(TorchFunctionMode):
 
 @pytest.mark.parametrize("attention", ["sdpa", "manual"])
 def test_the_model_runs_on_the_device_of_its_weights(attention):
-    # The meta device stands in for a GPU: a tensor made without device= lands on the CPU,
-    # and mixing it with meta tensors fails just as mixing it with CUDA tensors would.
-    with torch.device("meta"):
+    with torch.device("meta"):  # the meta device stands in for a GPU (see on_meta)
         model = GPT(replace(SMALL, attention=attention))
     idx = torch.zeros(2, 3, dtype=torch.long, device="meta")
-    try:
-        cache = KVCache(SMALL.n_layer)
-        for part, kv_cache in ((idx, None), (idx, cache), (idx[:, :1], cache)):
-            with EmbeddingDevices() as spy:
-                logits, _ = model(part, kv_cache=kv_cache)
-            expect(logits.device.type == "meta", f"logits on {logits.device} for a model on "
-                   "'meta'")
-            mixed = [pair for pair in spy.lookups if pair[0] != pair[1]]
-            expect(not mixed, f"embedding lookups with ids on one device and the table on "
-                   f"another (ids, table): {mixed}", hint="make the positions on the device "
-                   "of idx: torch.arange(start, start + T, device=idx.device)")
-    except RuntimeError as err:
-        if "device" not in str(err):
-            pytest.skip(f"this code reads tensor values, which the meta device cannot hold "
-                        f"({err}); devices are not checked here")
-        pytest.fail(f"a GPT on the 'meta' device ({attention}) raised RuntimeError: {err}\n"
-                    "  hint: make positions and masks on the input's device: "
-                    "torch.arange(..., device=idx.device), causal_mask(T, n_key, x.device)",
-                    pytrace=False)
+    cache = KVCache(SMALL.n_layer)
+    for part, kv_cache in ((idx, None), (idx, cache), (idx[:, :1], cache)):
+        with EmbeddingDevices() as spy:
+            on_meta(f"a GPT ({attention}) on {part.shape[1]} tokens"
+                    f"{' through a cache' if kv_cache else ''}",
+                    partial(model, part, kv_cache=kv_cache),
+                    hint="make positions and masks on the input's device: "
+                         "torch.arange(..., device=idx.device), causal_mask(T, n_key, x.device)")
+        mixed = [pair for pair in spy.lookups if pair[0] != pair[1]]
+        expect(not mixed, f"embedding lookups with ids on one device and the table on "
+               f"another (ids, table): {mixed}", hint="make the positions on the device "
+               "of idx: torch.arange(start, start + T, device=idx.device)")
 
 
 # --- the KV cache: feed the tokens a few at a time, get the same logits ---

@@ -123,6 +123,27 @@ def model_from_checkpoint(checkpoint: dict,
     raise NotImplementedError(f"model_from_checkpoint: GPTConfig(**...), load_state_dict; {LESSON}")
 
 
+# ---------------------------------------------------------------- a GPU's random numbers
+
+
+def accelerator_rng(device: torch.device | str) -> dict[str, Tensor]:
+    """{"cuda": state} or {"mps": state}: the RNG state dropout draws from on that GPU; {} on
+    the CPU, whose state torch.get_rng_state() holds. Merge it into a checkpoint's "rng".
+    Given: no spec can check code for a GPU on a machine without one."""
+    device = torch.device(device)
+    if device.type not in ("cuda", "mps"):
+        return {}
+    return {device.type: torch.get_device_module(device).get_rng_state(device)}
+
+
+def restore_accelerator_rng(rng: dict, device: torch.device | str) -> None:
+    """The other way: set the GPU's RNG state from a checkpoint's "rng" when it holds one for
+    this kind of device (a run that moves from the CPU to a GPU has none to restore). Given."""
+    device = torch.device(device)
+    if device.type in ("cuda", "mps") and device.type in rng:
+        torch.get_device_module(device).set_rng_state(rng[device.type], device)
+
+
 # ---------------------------------------------------------------- sharded training (FSDP2)
 
 
@@ -204,18 +225,21 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
       "state", "rng"}: state_dicts, asdict(...) and tokenizer.to_dict() (plain data only),
       "state" is a dict with "step" (the next step to run) and your best/patience
       bookkeeping; "rng" a dict of the batch generator's state and torch's global RNG state
-      (name them as you like, e.g. "batches" and "torch").
+      (name them as you like, e.g. "batches" and "torch") and what accelerator_rng(device)
+      returns (given; {} on the CPU).
     - resume=True loads out_dir/last.pt (FileNotFoundError when missing; a ValueError naming
-      it when it holds another model_config) and restores all of that, so the run continues
-      exactly as if it had never stopped.
+      it when it holds another model_config) and restores all of that (a GPU's RNG with
+      restore_accelerator_rng), so the run continues exactly as if it had never stopped.
     - log(event) gets {"kind": "start", "step", "resumed"}, then {"kind": "step", "step",
       "loss", "lr", "grad_norm", "tokens_per_s"} after each update and {"kind": "eval",
       "step", "train_loss", "val_loss", "best_val", "best_step", "improved"}.
     - Under torch.distributed (several processes), wrap the model in DistributedDataParallel;
-      each process draws the same global batch and trains on its slice; only process 0
+      each process draws the same global batch and trains on its slice (a batch_size that
+      does not divide evenly over the processes is a ValueError naming it); only process 0
       writes files and logs; all stop at the same step. With cfg.parallel == "fsdp",
       shard_model(model) before making the optimizer instead of DDP, and read and write
       checkpoints through full_state / load_full_state (given; kata 16 explains them).
+      One process trains alone whatever cfg.parallel says.
     Returns {"step", "best_val", "best_step", "stopped": "max_steps" | "patience" | "asked"}.
     """
     raise NotImplementedError(f"train: the loop described in the lesson; {LESSON}")

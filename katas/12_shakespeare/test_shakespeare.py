@@ -259,6 +259,36 @@ def test_load_of_a_missing_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "nothing.pt")
 
 
+def test_a_checkpoint_written_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
+    # torch.save records where each tensor was; these are recorded as on "cuda:0", as in a
+    # checkpoint from a GPU run, which a laptop without a GPU must still open (make sample).
+    path = tmp_path / "gpu.pt"
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save({"w": torch.ones(3)}, path)
+    hint = ("torch.load(path, map_location='cpu', weights_only=True): a run trained on a GPU "
+            "must load anywhere, and RNG states must be CPU tensors")
+    try:
+        w = load_checkpoint(path)["w"]
+    except Exception as err:  # noqa: BLE001 (any failure here is the message)
+        raise AssertionError(f"load_checkpoint failed on a checkpoint written on a GPU: "
+                             f"{str(err)[:200]}\n  hint: {hint}") from None
+    expect(w.device.type == "cpu" and torch.equal(w, torch.ones(3)), "a tensor saved on a GPU "
+           f"loaded as {w} on {w.device}, expected ones(3) on the CPU", hint=hint)
+
+
+def test_model_from_checkpoint_puts_the_model_on_the_device():
+    # The meta device stands in for a GPU: tensors there have a shape but no values.
+    model = _tiny_model(0)
+    checkpoint = {"model": model.state_dict(), "model_config": asdict(model.config),
+                  "tokenizer": CharTokenizer(TOKENIZER_TEXT).to_dict()}
+    rebuilt, _ = model_from_checkpoint(checkpoint, device="meta")
+    devices = sorted({str(p.device) for p in rebuilt.parameters()})
+    expect(devices == ["meta"], f"model_from_checkpoint(..., device='meta') put the parameters "
+           f"on {devices}", hint="return model.to(device).eval(): make sample runs the model "
+           "on the GPU when there is one")
+
+
 # ---------------------------------------------------------------- the training loop
 
 TOKENIZER_TEXT = "abcdefghijklmnopqrstuvwxyz \n.,"
@@ -634,8 +664,12 @@ def test_resume_keeps_the_best_and_the_patience_count(tmp_path):
            "val loss than the best so far")
 
 
-# One process of a two-process run (gloo, CPU): the same toy run as the specs above.
+# One process of a two-process run (gloo, CPU): the same toy run as the specs above, stopped
+# at step 6 and resumed to step 12. First, a batch of 3 rows, which two processes cannot split.
 DDP_WORKER = """
+import copy
+import dataclasses
+import shutil
 import sys
 import torch
 import torch.distributed as dist
@@ -652,22 +686,45 @@ text = sys.argv[3]
 tokenizer = CharTokenizer(text)
 train_ids, val_ids = split_data("the quick brown fox jumps over the lazy dog.\\n" * 40,
                                 tokenizer)
-torch.manual_seed(3)
-model = GPT(GPTConfig(vocab_size=len(text), block_size=8, n_layer=1, n_head=2, n_embd=16))
+
+
+def new_model():
+    torch.manual_seed(3)
+    return GPT(GPTConfig(vocab_size=len(text), block_size=8, n_layer=1, n_head=2, n_embd=16))
+
+
+def eval_log(evals):
+    return lambda e: evals.append([e["step"], e["train_loss"], e["val_loss"]]) \\
+        if e.get("kind") == "eval" else None
+
+
+cfg = TrainConfig(batch_size=4, max_steps=12, lr=3e-3, min_lr=3e-4, warmup_steps=3,
+                  eval_interval=4, eval_iters=2, patience=0, seed=5, out_dir=out,
+                  parallel=sys.argv[5])
+try:
+    train(new_model(), tokenizer, train_ids, val_ids,
+          dataclasses.replace(cfg, batch_size=3, out_dir=f"{out}/odd"))
+    odd_batch = None
+except ValueError as err:
+    odd_batch = str(err)
+model = new_model()
 rows = []
 model.register_forward_pre_hook(  # the token ids, given by position or by name
     lambda module, args, kwargs: rows.append(len((args or list(kwargs.values()))[0]))
     if module.training else None, with_kwargs=True)
-cfg = TrainConfig(batch_size=4, max_steps=12, lr=3e-3, min_lr=3e-4, warmup_steps=3,
-                  eval_interval=4, eval_iters=2, patience=0, seed=5, out_dir=out,
-                  parallel=sys.argv[5])
 evals = []
 result = train(model, tokenizer, train_ids, val_ids, cfg,
-               should_stop=lambda step: rank == 1 and step == 6,
-               log=lambda e: evals.append([e["step"], e["train_loss"], e["val_loss"]])
-               if e.get("kind") == "eval" else None)
+               should_stop=lambda step: rank == 1 and step == 6, log=eval_log(evals))
+seed = torch.initial_seed()
 sharded = any(type(p).__name__ == "DTensor" for p in model.parameters())
-torch.save({"result": result, "rows": rows, "evals": evals, "sharded": sharded,
+if rank == 0:
+    shutil.copy(f"{out}/last.pt", f"{out}/stopped.pt")
+dist.barrier()
+resumed_model, resumed_evals = new_model(), []
+resumed = train(resumed_model, tokenizer, train_ids, val_ids, cfg, resume=True,
+                log=eval_log(resumed_evals))
+torch.save({"result": result, "rows": rows, "evals": evals, "sharded": sharded, "seed": seed,
+            "odd_batch": odd_batch, "resumed": resumed, "resumed_evals": resumed_evals,
             "model": {} if sharded else model.state_dict()}, f"{out}/rank{rank}.pt")
 dist.destroy_process_group()
 """
@@ -686,25 +743,36 @@ def test_two_processes_train_as_one(tmp_path, parallel):
     outputs = []
     for worker in workers:
         try:
-            outputs.append(worker.communicate(timeout=120)[0])
+            outputs.append(worker.communicate(timeout=180)[0])
         except subprocess.TimeoutExpired:
             for w in workers:
                 w.kill()
             raise AssertionError(
-                "a two-process run did not finish in 120 s: the processes are waiting for "
+                "a two-process run did not finish in 180 s: the processes are waiting for "
                 "each other\n  hint: all processes must stop at the same step: all_reduce the "
                 "should_stop flag (ReduceOp.MAX) before acting on it") from None
     for rank, (worker, output) in enumerate(zip(workers, outputs)):
         expect(worker.returncode == 0, f"process {rank} of 2 failed:\n{output[-2000:]}",
-               hint="under torch.distributed wrap the model in DistributedDataParallel")
+               hint="under torch.distributed wrap the model in DistributedDataParallel; with "
+                    "FSDP, resume through load_full_state")
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     for rank, got in enumerate(ranks):
+        expect(got["odd_batch"] is not None and "batch_size" in got["odd_batch"],
+               f"process {rank} of 2 trained batch_size=3 without a ValueError naming "
+               f"batch_size (got {got['odd_batch']!r})", hint="check cfg.batch_size % world "
+               "first: 3 rows do not split evenly over 2 processes")
         expect((got["result"]["step"], got["result"]["stopped"]) == (6, "asked"),
                f"process {rank} returned {got['result']}; only process 1 asked to stop at "
                "step 6, but both must stop there", hint="all_reduce the should_stop flag")
         expect(set(got["rows"]) == {2}, f"process {rank} trained on batches of "
                f"{sorted(set(got['rows']))} rows; expected 2 (its half of batch_size 4)",
                hint="draw the global batch, then keep rows rank*B/world to (rank+1)*B/world")
+        expect(got["seed"] == 5 + rank, f"process {rank} seeded torch with {got['seed']}, "
+               f"expected cfg.seed + rank = {5 + rank}", hint="torch.manual_seed(cfg.seed + "
+               "rank): each process draws its own dropout masks, the same ones every run")
+        expect((got["resumed"]["step"], got["resumed"]["stopped"]) == (12, "max_steps"),
+               f"process {rank}, resumed at step 6, returned {got['resumed']}; expected step "
+               "12, stopped at max_steps", hint="every process loads last.pt on resume")
     tokenizer, train_ids, val_ids = _toy_data()
     alone, evals = _tiny_model(3), []
     train(alone, tokenizer, train_ids, val_ids, _cfg(tmp_path / "alone"),
@@ -717,15 +785,15 @@ def test_two_processes_train_as_one(tmp_path, parallel):
     expect_close(got, want, "[step, train loss, val loss] logged by process 0 of 2 vs one "
                  "process", rel=1e-5, hint="every process evaluates the same batches; average "
                  "the processes' losses (all_reduce the sum, divide by the world size)")
-    expect(ranks[1]["evals"] == [], f"process 1 logged {ranks[1]['evals']}",
-           hint="only process 0 logs")
+    expect(ranks[1]["evals"] == [] and ranks[1]["resumed_evals"] == [], "process 1 logged "
+           f"{ranks[1]['evals'] + ranks[1]['resumed_evals']}", hint="only process 0 logs")
     sharded = [got["sharded"] for got in ranks]
     expect(sharded == [parallel == "fsdp"] * 2, f"parallel={parallel!r}: the processes' "
            f"parameters sharded: {sharded}", hint="with cfg.parallel == 'fsdp' and several "
            "processes, shard_model(model) before making the optimizer; DDP otherwise")
-    saved = load_checkpoint(tmp_path / "last.pt")
+    saved = load_checkpoint(tmp_path / "stopped.pt")
     step = _saved_step(saved, "last.pt")
-    expect(step == 6, f"last.pt holds step {step}, expected 6",
+    expect(step == 6, f"last.pt holds step {step} after the stop, expected 6",
            hint="process 0 writes the checkpoints")
     for name, tensor in alone.state_dict().items():
         if parallel == "ddp":
@@ -736,6 +804,33 @@ def test_two_processes_train_as_one(tmp_path, parallel):
                      f"{name} in last.pt after 6 steps on two processes ({parallel}) vs one",
                      rel=1e-4, abs=1e-5, hint="each process takes its share of the SAME global "
                      "batch; with FSDP, save through full_state")
+    whole = _tiny_model(3)  # one process, 12 steps without a stop
+    train(whole, tokenizer, train_ids, val_ids, _cfg(tmp_path / "whole"))
+    saved = load_checkpoint(tmp_path / "last.pt")
+    step = _saved_step(saved, "last.pt")
+    expect(step == 12, f"last.pt holds step {step} after the resumed run, expected 12")
+    for name, tensor in whole.state_dict().items():
+        expect_close(_field(saved["model"], name, "last.pt's 'model'"), tensor,
+                     f"{name} after 6 steps, a stop and 6 more on two processes ({parallel}) "
+                     "vs 12 steps on one", rel=1e-4, abs=1e-5, hint="on resume every process "
+                     "restores the model and AdamW's state (with FSDP through load_full_state)")
+
+
+def test_one_process_trains_alone_whatever_parallel_says(tmp_path):
+    tokenizer, train_ids, val_ids = _toy_data()
+    ddp, fsdp = _tiny_model(0), _tiny_model(0)
+    train(ddp, tokenizer, train_ids, val_ids, _cfg(tmp_path / "ddp", max_steps=3))
+    try:
+        train(fsdp, tokenizer, train_ids, val_ids,
+              _cfg(tmp_path / "fsdp", max_steps=3, parallel="fsdp"))
+    except Exception as err:  # noqa: BLE001 (any failure here is the message)
+        raise AssertionError(f"one process with cfg.parallel='fsdp' failed: {err!r}\n  hint: "
+                             "shard and wrap only when there are several processes (world > 1)"
+                             ) from None
+    for name, tensor in ddp.state_dict().items():
+        expect(torch.equal(fsdp.state_dict()[name], tensor), f"one process trained {name} "
+               "differently with cfg.parallel='fsdp' than with 'ddp'",
+               hint="with one process there is nothing to share: train alone")
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):

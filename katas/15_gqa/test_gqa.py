@@ -6,6 +6,7 @@ with the key/value heads repeated (repeat_interleave); memory counted from every
 cache holds, and the closed form 2 * n_layer * n_kv_head * head_dim * bytes per token."""
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rope import apply_rope
 
-from harness.checks import expect, expect_close
+from harness.checks import expect, expect_close, on_meta
 
 C, H = 24, 4  # n_embd and n_head of the small attentions below: head_dim 6
 HD = C // H
@@ -448,39 +449,24 @@ def test_cache_stores_keys_of_another_dtype_in_its_own(window):
                hint="store each key, converted to the cache's dtype, in its own slot")
 
 
-def on_meta(what, fn, *args, **kwargs):
-    """fn(*args, **kwargs) on the meta device, which stands in for a GPU here: a tensor made
-    without device= lands on the CPU, and mixing it with meta tensors fails just as mixing it
-    with CUDA tensors would."""
-    hint = ("make every new tensor (arange, zeros, masks) on the device of the tensors you "
-            "were given: device=x.device, k.device or the cache's device; otherwise it fails "
-            "on a GPU")
-    try:
-        got = fn(*args, **kwargs)
-    except RuntimeError as err:
-        if "device" not in str(err):
-            pytest.skip(f"{what} reads tensor values, which the meta device cannot hold "
-                        f"({err}); devices are not checked here")
-        expect(False, f"{what} on the 'meta' device raised RuntimeError: {err}", hint=hint)
-    expect(got.device.type == "meta", f"{what} on the 'meta' device: expected a result on "
-           f"'meta', got {got.device}", hint=hint)
-
-
 def test_everything_follows_the_device_it_is_given():
     held = StaticKVCache(1, 2, 2, 8, 16, window=3, device="meta")
     devices = {t.device.type for t in vars(held).values() if isinstance(t, torch.Tensor)}
     expect(devices == {"meta"}, f"StaticKVCache(..., device='meta') holds tensors on {devices}",
            hint="allocate keys and values with device=device")
-    x = torch.zeros(2, 5, 32, device="meta")
+    x = torch.zeros(2, 5, 32, device="meta")  # the meta device stands in for a GPU
+    hint = ("make every new tensor (arange, zeros, masks) on the device of the tensors you "
+            "were given: device=x.device, k.device or the cache's device; otherwise it fails "
+            "on a GPU")
     for window in (None, 3):
-        on_meta(f"sliding_window_mask(3, 4, {window})", sliding_window_mask, 3, 4, window,
-                device="meta")
+        on_meta(f"sliding_window_mask(3, 4, {window})",
+                partial(sliding_window_mask, 3, 4, window, device="meta"), hint)
         attention = GroupedQueryAttention(32, 4, n_kv_head=2, window=window).to("meta")
-        on_meta(f"window={window}: a forward without a cache", attention, x)
+        on_meta(f"window={window}: a forward without a cache", partial(attention, x), hint)
         cache = StaticKVCache(1, 2, 2, 8, 16, window=window, device="meta")
         for T in (5, 1, 2):
-            on_meta(f"window={window}: a forward of {T} tokens through a cache", attention,
-                    x[:, :T], kv_cache=cache)
+            on_meta(f"window={window}: a forward of {T} tokens through a cache",
+                    partial(attention, x[:, :T], kv_cache=cache), hint)
 
 
 def test_bytes_per_token_shrink_by_n_head_over_n_kv_head():

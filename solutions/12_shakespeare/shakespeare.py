@@ -81,10 +81,6 @@ def get_batch(data: Tensor, batch_size: int, block_size: int,
     starts = torch.randint(n_starts, (batch_size,), generator=generator)  # 0 .. n_starts-1
     positions = starts[:, None] + torch.arange(block_size)  # (batch_size, block_size)
     x, y = data[positions], data[positions + 1]
-    device = torch.device(device)
-    if device.type == "cuda":  # page-locked memory lets the copy overlap with compute
-        x, y = x.pin_memory(), y.pin_memory()
-        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
     return x.to(device), y.to(device)
 
 
@@ -146,6 +142,27 @@ def model_from_checkpoint(checkpoint: dict,
     model = GPT(GPTConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), CharTokenizer.from_dict(checkpoint["tokenizer"])
+
+
+# ---------------------------------------------------------------- a GPU's random numbers
+
+
+def accelerator_rng(device: torch.device | str) -> dict[str, Tensor]:
+    """{"cuda": state} or {"mps": state}: the RNG state dropout draws from on that GPU; {} on
+    the CPU, whose state torch.get_rng_state() holds. Merge it into a checkpoint's "rng".
+    Given: no spec can check code for a GPU on a machine without one."""
+    device = torch.device(device)
+    if device.type not in ("cuda", "mps"):
+        return {}
+    return {device.type: torch.get_device_module(device).get_rng_state(device)}
+
+
+def restore_accelerator_rng(rng: dict, device: torch.device | str) -> None:
+    """The other way: set the GPU's RNG state from a checkpoint's "rng" when it holds one for
+    this kind of device (a run that moves from the CPU to a GPU has none to restore). Given."""
+    device = torch.device(device)
+    if device.type in ("cuda", "mps") and device.type in rng:
+        torch.get_device_module(device).set_rng_state(rng[device.type], device)
 
 
 # ---------------------------------------------------------------- sharded training (FSDP2)
@@ -216,12 +233,13 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
     Writes out_dir/best.pt (best val loss so far) and out_dir/last.pt (for resuming) after
     each evaluation, and last.pt when stopping. A checkpoint holds "model", "model_config",
     "tokenizer", "optimizer", "train_config", "state" ({"step", "best_val", ...}) and "rng"
-    (the batch generator's and torch's global RNG states). resume=True continues from
-    last.pt exactly.
+    (the batch generator's, torch's global and a GPU's RNG states). resume=True continues
+    from last.pt exactly.
     should_stop(step) -> True ends the run cleanly at that step (Ctrl-C in scripts/train.py).
     log(event) receives {"kind": "start" | "step" | "eval", ...} dicts (process 0 only).
     Under torch.distributed every process runs this with the same arguments; each takes its
-    share of every global batch, and process 0 writes the files.
+    share of every global batch (batch_size must divide evenly over them), and process 0
+    writes the files. One process trains alone whatever cfg.parallel says.
     Returns {"step", "best_val", "best_step", "stopped": "max_steps" | "patience" | "asked"}.
     """
     device = torch.device(device)
@@ -256,16 +274,14 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
         batches.set_state(checkpoint["rng"]["batches"])
         if rank == 0:  # the saved dropout stream is process 0's; the others keep their own
             torch.set_rng_state(checkpoint["rng"]["torch"])
-            if device.type == "cuda" and "cuda" in checkpoint["rng"]:
-                torch.cuda.set_rng_state(checkpoint["rng"]["cuda"])
+            restore_accelerator_rng(checkpoint["rng"], device)
 
     def save(name: str) -> None:
         model_state, optimizer_state = full_state(model, optimizer, sharded)  # all processes
         if rank != 0:
             return
-        rng = {"torch": torch.get_rng_state(), "batches": batches.get_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state()
+        rng = {"torch": torch.get_rng_state(), "batches": batches.get_state(),
+               **accelerator_rng(device)}
         save_checkpoint(out_dir / name, {
             "model": model_state, "model_config": asdict(model.config),
             "tokenizer": tokenizer.to_dict(), "optimizer": optimizer_state,
@@ -299,8 +315,7 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
 
     step_model = torch.compile(model) if cfg.compile else model
     if world > 1 and not sharded:
-        step_model = DistributedDataParallel(
-            step_model, device_ids=[device.index] if device.type == "cuda" else None)
+        step_model = DistributedDataParallel(step_model)  # model and batches are on device
     mine = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
     log({"kind": "start", "step": state["step"], "resumed": resume})
 
