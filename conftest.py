@@ -55,6 +55,29 @@ def pytest_collection_modifyitems(items):
                 break
 
 
+RAISES_HINTS = {  # pytest.raises' own failures, which say what happened but not what to do
+    "DID NOT RAISE": "the call inside this pytest.raises block gives your code an input that "
+                     "the docstring or the lesson calls an error: raise that error for it, with "
+                     "a message that names the bad value",
+    "Regex pattern did not match": "the error was raised, but its message must contain the "
+                                   "expected text: name the argument or value that is wrong",
+}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Give pytest.raises' failures a hint, as every other failure in a spec has."""
+    try:
+        return (yield)
+    except (pytest.fail.Exception, AssertionError) as err:
+        message = str(err)
+        hint = next((h for start, h in RAISES_HINTS.items() if message.startswith(start)), None)
+        if hint is None:
+            raise
+        raise AssertionError(f"{message}\n  hint: {hint}").with_traceback(err.__traceback__) \
+            from None
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """Specs use tiny tensors: one thread is faster than several, and steadier on a busy

@@ -240,3 +240,24 @@ def test_on_meta_fails_on_mixed_devices_and_skips_code_that_reads_values():
         on_meta("a stub", stub, hint="h")
     with pytest.raises(pytest.skip.Exception, match="reads tensor values"):
         on_meta("reading", lambda: meta.sum().item(), hint="h")
+
+
+def test_the_failures_of_pytest_raises_get_a_hint():
+    import conftest
+
+    def through_the_hook(err: BaseException) -> BaseException:
+        call = conftest.pytest_runtest_call(None)
+        next(call)
+        try:
+            call.throw(err)
+        except BaseException as raised:  # noqa: BLE001 (what the hook raises is the answer)
+            return raised
+        raise AssertionError("the hook swallowed the failure")
+
+    for failure in (pytest.fail.Exception("DID NOT RAISE ValueError"),
+                    AssertionError("Regex pattern did not match.\n  Expected regex: 'x'")):
+        raised = through_the_hook(failure)
+        assert isinstance(raised, AssertionError) and str(raised).startswith(str(failure)), raised
+        assert "\n  hint: " in str(raised), raised
+    other = AssertionError("expected 3, got 4\n  hint: add")
+    assert through_the_hook(other) is other  # a spec's own failure already has its hint

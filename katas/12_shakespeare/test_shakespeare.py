@@ -31,7 +31,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import harness
-from harness.checks import expect, expect_close
+from harness.checks import expect, expect_close, tensors_in
 
 # ---------------------------------------------------------------- device, encoding, split
 
@@ -342,18 +342,6 @@ def _evals_into(evals: list):
     return log
 
 
-def _tensors_in(value):
-    """Every tensor inside value, however deeply nested in dicts, lists and tuples."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors_in(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors_in(item)
-
-
 def _eval_steps(tmp_path, **changes) -> tuple[dict, list[dict]]:
     tokenizer, train_ids, val_ids = _toy_data()
     evals = []
@@ -414,7 +402,7 @@ def test_the_checkpoint_holds_everything_to_continue(tmp_path):
     expect_close([g["lr"] for g in saved["optimizer"]["param_groups"]], [last_lr] * 2,
                  "lr of each saved param group", rel=1e-9,
                  hint="before step s, set every group's lr to lr_at(s, ...)")
-    rng_states = list(_tensors_in(saved["rng"]))
+    rng_states = list(tensors_in(saved["rng"]))
     expect(any(t.shape == rng_after.shape and torch.equal(t, rng_after) for t in rng_states),
            f"none of the {len(rng_states)} tensors saved under 'rng' is the torch RNG state the "
            "run ended with",
@@ -536,7 +524,7 @@ def test_early_stopping_with_patience(tmp_path):
                 "reaches patience")
 
 
-def _states_for_patience(tokenizer, val_ids):
+def _states_for_patience(val_ids):
     """Three weight sets for one tiny model, with val losses start > good, bad > start: the
     untrained weights, the same weights fitted to the val text, and sharpened random ones."""
     model = _tiny_model(7)
@@ -561,7 +549,7 @@ def test_patience_counts_evaluations_in_a_row(tmp_path, patience, then, stop_at)
     # lr 0, and after each evaluation the log callback swaps the weights to the next set:
     # the val loss goes up, down, up... and only evaluations IN A ROW without a new best count.
     tokenizer, train_ids, val_ids = _toy_data()
-    states = dict(zip(("start", "good", "bad"), _states_for_patience(tokenizer, val_ids)))
+    states = dict(zip(("start", "good", "bad"), _states_for_patience(val_ids)))
     model = _tiny_model(7)
     model.load_state_dict(states["start"])
     script = list(then)
@@ -667,7 +655,6 @@ def test_resume_keeps_the_best_and_the_patience_count(tmp_path):
 # One process of a two-process run (gloo, CPU): the same toy run as the specs above, stopped
 # at step 6 and resumed to step 12. First, a batch of 3 rows, which two processes cannot split.
 DDP_WORKER = """
-import copy
 import dataclasses
 import shutil
 import sys
@@ -808,7 +795,8 @@ def test_two_processes_train_as_one(tmp_path, parallel):
     train(whole, tokenizer, train_ids, val_ids, _cfg(tmp_path / "whole"))
     saved = load_checkpoint(tmp_path / "last.pt")
     step = _saved_step(saved, "last.pt")
-    expect(step == 12, f"last.pt holds step {step} after the resumed run, expected 12")
+    expect(step == 12, f"last.pt holds step {step} after the resumed run, expected 12",
+           hint="the resumed run goes on to cfg.max_steps and process 0 saves last.pt there")
     for name, tensor in whole.state_dict().items():
         expect_close(_field(saved["model"], name, "last.pt's 'model'"), tensor,
                      f"{name} after 6 steps, a stop and 6 more on two processes ({parallel}) "
@@ -867,7 +855,9 @@ def test_the_step_log(tmp_path):
           log=events.append)
     whole = time.perf_counter() - started
     start = {"kind": "start", "step": 0, "resumed": False}
-    expect(events[0] == start, f"the first log event is {events[0]}, expected {start}")
+    expect(events[:1] == [start], f"the log began with {events[:1]}, expected [{start}]",
+           hint="log({'kind': 'start', 'step': state['step'], 'resumed': resume}) before the "
+                "loop")
     steps = [e for e in events if e.get("kind") == "step"]
     cfg = _cfg(tmp_path, max_steps=5)
     for e in steps:

@@ -218,7 +218,8 @@ def test_a_block_alone_uses_layer_0_of_its_cache():
 def test_idx_must_be_a_batch_of_token_rows():
     model = make_model(ModernConfig(**SIZES))
     _, loss = model(random_ids(GPT2, 2, 4, seed=0))
-    expect(loss is None, f"without targets the loss is {loss!r}, expected None")
+    expect(loss is None, f"without targets the loss is {loss!r}, expected None",
+           hint="compute the loss only when targets are given")
     for shape in ((5,), (2, 0)):
         with pytest.raises(ValueError) as info:
             model(torch.zeros(shape, dtype=torch.long))

@@ -152,7 +152,7 @@ class GroupedQueryAttention(nn.Module):
         kv_dim = n_kv_head * self.head_dim
         self.c_attn = nn.Linear(n_embd, n_embd + 2 * kv_dim, bias=bias)  # q, then k, then v
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.resid_dropout = nn.Dropout(dropout)  # on the attention weights: sdpa's dropout_p
+        self.resid_dropout = nn.Dropout(dropout)  # after c_proj (sdpa's dropout_p drops weights)
         self.qk_norm = qk_norm
         if qk_norm:
             self.q_norm, self.k_norm = RMSNorm(self.head_dim), RMSNorm(self.head_dim)
