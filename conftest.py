@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import harness
-from data import fetch
+from harness.data import fetch
 
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.register_profile(
@@ -40,6 +40,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    for kata in harness.katas.KATAS:  # one marker per kata directory: `pytest -m kata03`
+        config.addinivalue_line("markers", f"{kata.marker}: kata {kata.number:02d} {kata.name}")
     impl, ref = config.getoption("--impl"), config.getoption("--ref")
     # Scripts and notebooks started from a spec see the same choice.
     os.environ["GPT_KATAS_IMPL"], os.environ["GPT_KATAS_REF"] = impl, ref
@@ -57,10 +59,10 @@ def pytest_collection_modifyitems(items):
 
 RAISES_HINTS = {  # pytest.raises' own failures, which say what happened but not what to do
     "DID NOT RAISE": "the call inside this pytest.raises block gives your code an input that "
-                     "the docstring or the lesson calls an error: raise that error for it, with "
-                     "a message that names the bad value",
+    "the docstring or the lesson calls an error: raise that error for it, with "
+    "a message that names the bad value",
     "Regex pattern did not match": "the error was raised, but its message must contain the "
-                                   "expected text: name the argument or value that is wrong",
+    "expected text: name the argument or value that is wrong",
 }
 
 
@@ -74,8 +76,9 @@ def pytest_runtest_call(item):
         hint = next((h for start, h in RAISES_HINTS.items() if message.startswith(start)), None)
         if hint is None:
             raise
-        raise AssertionError(f"{message}\n  hint: {hint}").with_traceback(err.__traceback__) \
-            from None
+        raise AssertionError(f"{message}\n  hint: {hint}").with_traceback(
+            err.__traceback__
+        ) from None
 
 
 @pytest.fixture(autouse=True, scope="module")

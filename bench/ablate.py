@@ -1,6 +1,6 @@
 """`make ablate`: what each 2026 part buys over its GPT-2 predecessor, on tiny Shakespeare.
 
-    python bench/ablate.py             # CPU: 7 arms x 3 seeds of the cpu preset's size (~20 min)
+    python bench/ablate.py             # CPU: 9 arms x 3 seeds of the cpu preset's size (~1 h)
     python bench/ablate.py --quick     # a few steps per arm: checks that everything works
 
 Every arm is kata 16's ModernGPT trained with kata 12's loop on the same data order, token
@@ -15,6 +15,9 @@ c_fc and c_proj layers):
   gqa      ... with n_head / 2 key-value heads  (kata 15)
   window   ... with sliding-window attention    (kata 15)
   modern   RMSNorm + RoPE + SwiGLU + GQA together
+  muon     modern, trained with kata 18's Muon (AdamW for embeddings and gains), same lr
+  moe      modern, each SwiGLU split into 8 experts, top-2 (kata 19): the same ACTIVE
+           parameters, about 3x the total (the table gives both)
 Per arm: best val loss (mean and spread over seeds), training seconds until val <= 1.88
 (nanoGPT's CPU result), tokens/s, KV-cache bytes per token (measured on kata 15's cache).
 Results: bench/results/ablate.{json,md,png}.
@@ -31,6 +34,7 @@ import experiments as ex
 import torch
 from gqa import StaticKVCache
 from modern import ModernConfig, ModernGPT
+from moe import MoEGPT, moe_like
 
 SWITCHES = ("norm", "positions", "mlp", "mlp_hidden", "n_kv_head", "window")
 
@@ -43,24 +47,63 @@ def arms(n_head: int, block: int) -> dict[str, dict]:
         "swiglu": {"mlp": "swiglu"},
         "gqa": {"n_kv_head": n_head // 2},
         "window": {"window": block // 4},
-        "modern": {"norm": "rmsnorm", "positions": "rope", "mlp": "swiglu",
-                   "n_kv_head": n_head // 2},
+        "modern": {
+            "norm": "rmsnorm",
+            "positions": "rope",
+            "mlp": "swiglu",
+            "n_kv_head": n_head // 2,
+        },
+        "muon": {
+            "norm": "rmsnorm",
+            "positions": "rope",
+            "mlp": "swiglu",  # optimizer: Muon
+            "n_kv_head": n_head // 2,
+        },
+        "moe": {
+            "norm": "rmsnorm",
+            "positions": "rope",
+            "mlp": "swiglu",  # then experts
+            "n_kv_head": n_head // 2,
+        },
     }
 
 
 def settings(device: str, quick: bool) -> dict:
     if quick:
-        return dict(size=dict(n_layer=1, n_head=2, n_embd=32, block_size=32), batch=4, steps=4,
-                    eval_interval=2, eval_iters=2, seeds=[1], lr=3e-3)
+        return dict(
+            size=dict(n_layer=1, n_head=2, n_embd=32, block_size=32),
+            batch=4,
+            steps=4,
+            eval_interval=2,
+            eval_iters=2,
+            seeds=[1],
+            lr=3e-3,
+        )
     if device == "cpu":  # the cpu preset's model (configs/cpu.json)
-        return dict(size=dict(n_layer=4, n_head=4, n_embd=128, block_size=64), batch=12,
-                    steps=1200, eval_interval=100, eval_iters=10, seeds=[1, 2, 3], lr=3e-3)
-    return dict(size=dict(n_layer=6, n_head=6, n_embd=384, block_size=256), batch=64,
-                steps=2500, eval_interval=250, eval_iters=20, seeds=[1, 2, 3], lr=1e-3)
+        return dict(
+            size=dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
+            batch=12,
+            steps=1200,
+            eval_interval=100,
+            eval_iters=10,
+            seeds=[1, 2, 3],
+            lr=3e-3,
+        )
+    return dict(
+        size=dict(n_layer=6, n_head=6, n_embd=384, block_size=256),
+        batch=64,
+        steps=2500,
+        eval_interval=250,
+        eval_iters=20,
+        seeds=[1, 2, 3],
+        lr=1e-3,
+    )
 
 
 def build(config: ModernConfig, gelu_hidden: int | None = None) -> ModernGPT:
     """Kata 16's model; with gelu_hidden, its GELU MLPs are that wide instead of 4 * n_embd."""
+    if config.mlp == "moe":
+        return MoEGPT(config)
     model = ModernGPT(config)
     if gelu_hidden:
         for block in model.transformer.h:
@@ -82,16 +125,24 @@ def matched(config: ModernConfig, target: int) -> tuple[ModernConfig, int | None
         return config, None
     widths = range(8, 8 * config.n_embd + 1, 8)
     if config.mlp == "swiglu":
-        return min((dataclasses.replace(config, mlp_hidden=h) for h in widths),
-                   key=lambda c: abs(count(c) - target)), None
+        return min(
+            (dataclasses.replace(config, mlp_hidden=h) for h in widths),
+            key=lambda c: abs(count(c) - target),
+        ), None
     return config, min(widths, key=lambda h: abs(count(config, h) - target))
 
 
 def kv_bytes(config: ModernConfig) -> dict:
     """Bytes per token and at a full context, read off kata 15's cache for this config."""
     n_kv = config.n_kv_head or config.n_head
-    cache = StaticKVCache(config.n_layer, 1, n_kv, config.n_embd // config.n_head,
-                          config.block_size, window=config.window)
+    cache = StaticKVCache(
+        config.n_layer,
+        1,
+        n_kv,
+        config.n_embd // config.n_head,
+        config.block_size,
+        window=config.window,
+    )
     capacity = config.window or config.block_size
     return {"kv_bytes_per_token": cache.nbytes() // capacity, "kv_bytes_full": cache.nbytes()}
 
@@ -103,50 +154,92 @@ def ablate(s: dict, data, device: str, out: Path) -> dict:
     results = {}
     for arm, change in arms(base.n_head, base.block_size).items():
         config, gelu_hidden = matched(dataclasses.replace(base, **change), target)
+        if arm == "moe":  # the matched modern MLP split over 8 experts, 2 active per token
+            config = moe_like(config, n_expert=8, top_k=2)
         runs = []
         for seed in s["seeds"]:
             torch.manual_seed(seed)
-            cfg = ex.TrainConfig(batch_size=s["batch"], max_steps=s["steps"], lr=s["lr"],
-                                 min_lr=s["lr"] / 10, warmup_steps=min(100, s["steps"] // 10),
-                                 eval_interval=s["eval_interval"], eval_iters=s["eval_iters"],
-                                 patience=0, seed=seed, out_dir=str(out / f"{arm}-seed{seed}"))
+            cfg = ex.TrainConfig(
+                batch_size=s["batch"],
+                max_steps=s["steps"],
+                lr=s["lr"],
+                min_lr=s["lr"] / 10,
+                warmup_steps=min(100, s["steps"] // 10),
+                eval_interval=s["eval_interval"],
+                eval_iters=s["eval_iters"],
+                patience=0,
+                seed=seed,
+                out_dir=str(out / f"{arm}-seed{seed}"),
+                optimizer="muon" if arm == "muon" else "adamw",
+            )
             runs.append(ex.run(build(config, gelu_hidden), cfg, data, device, target=1.88))
         best, spread = ex.mean_and_spread([r["best_val"] for r in runs])
         reached = [r["seconds_to_target"] for r in runs if r["seconds_to_target"] is not None]
         results[arm] = {
             "config": {k: getattr(config, k) for k in SWITCHES} | {"gelu_hidden": gelu_hidden},
-            "params": count(config, gelu_hidden), "best_val_mean": round(best, 4),
+            "params": count(config, gelu_hidden),
+            "best_val_mean": round(best, 4),
+            **({"active_params": MoEGPT(config).active_params()} if arm == "moe" else {}),
             "best_val_std": round(spread, 4),
             "best_val_each": [r["best_val"] for r in runs],
             "seconds_to_target_mean": round(sum(reached) / len(reached), 1) if reached else None,
             "reached_target": f"{len(reached)}/{len(runs)}",
             "tokens_per_s": round(sum(r["tokens_per_s"] for r in runs) / len(runs)),
-            **kv_bytes(config), "runs": runs,
+            **kv_bytes(config),
+            "runs": runs,
         }
-        print(f"{arm:>8}: {results[arm]['params']:,} params, best val {best:.4f} ± "
-              f"{spread:.4f} over {len(runs)} seeds, {results[arm]['tokens_per_s']:,} tok/s, "
-              f"KV {results[arm]['kv_bytes_per_token']:,} B/token", flush=True)
+        print(
+            f"{arm:>8}: {results[arm]['params']:,} params, best val {best:.4f} ± "
+            f"{spread:.4f} over {len(runs)} seeds, {results[arm]['tokens_per_s']:,} tok/s, "
+            f"KV {results[arm]['kv_bytes_per_token']:,} B/token",
+            flush=True,
+        )
     return results
 
 
 def table(results: dict) -> str:
     s, m = results["settings"], results["machine"]
     arms_ = results["arms"]
-    lines = [f"# make ablate ({m['device']}, {m['cpus']} cores, {m['date']})", "",
-             f"Model {s['size']}, {s['steps']} steps of {s['batch']} sequences, lr {s['lr']} "
-             f"warmup-cosine, seeds {s['seeds']}. Mean ± standard deviation over seeds.", "",
-             "| arm | parameters | best val | Δ vs gpt2 | train s to val ≤ 1.88 | tokens/s "
-             "| KV cache B/token | KV cache at full context |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# make ablate ({m['device']}, {m['cpus']} cores, {m['date']})",
+        "",
+        f"Model {s['size']}, {s['steps']} steps of {s['batch']} sequences, lr {s['lr']} "
+        f"warmup-cosine, seeds {s['seeds']}. Mean ± standard deviation over seeds.",
+        "",
+        "| arm | parameters | best val | Δ vs gpt2 | train s to val ≤ 1.88 | tokens/s "
+        "| KV cache B/token | KV cache at full context |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     base = arms_["gpt2"]["best_val_mean"]
     for arm, r in arms_.items():
-        to_target = (f"{r['seconds_to_target_mean']:.0f} ({r['reached_target']})"
-                     if r["seconds_to_target_mean"] is not None else f"— ({r['reached_target']})")
-        lines.append(f"| {arm} | {r['params']:,} | {r['best_val_mean']:.4f} ± "
-                     f"{r['best_val_std']:.4f} | {r['best_val_mean'] - base:+.4f} | {to_target} | "
-                     f"{r['tokens_per_s']:,} | {r['kv_bytes_per_token']:,} | "
-                     f"{r['kv_bytes_full']:,} |")
+        to_target = (
+            f"{r['seconds_to_target_mean']:.0f} ({r['reached_target']})"
+            if r["seconds_to_target_mean"] is not None
+            else f"— ({r['reached_target']})"
+        )
+        active = f" ({r['active_params']:,} active)" if "active_params" in r else ""
+        lines.append(
+            f"| {arm} | {r['params']:,}{active} | {r['best_val_mean']:.4f} ± "
+            f"{r['best_val_std']:.4f} | {r['best_val_mean'] - base:+.4f} | {to_target} | "
+            f"{r['tokens_per_s']:,} | {r['kv_bytes_per_token']:,} | "
+            f"{r['kv_bytes_full']:,} |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def y_limits(results: dict) -> tuple[float, float]:
+    """The y-axis that holds every val loss after the first evaluation (the untrained one, near
+    ln(vocab), would flatten the curves), with a margin: a full run's curves near 1.8 and a
+    --quick run's near 3 both fill the plot."""
+    vals = [
+        p["val"]
+        for r in results["arms"].values()
+        for run in r["runs"]
+        for p in (run["curve"][1:] or run["curve"])
+    ]
+    low, high = min(vals), max(vals)
+    margin = max(0.05 * (high - low), 0.01)
+    return low - margin, high + margin
 
 
 def plot(results: dict, png: Path) -> None:
@@ -160,14 +253,19 @@ def plot(results: dict, png: Path) -> None:
     for arm, r in results["arms"].items():
         steps = [p["tokens"] for p in r["runs"][0]["curve"]]
         vals = np.array([[p["val"] for p in run["curve"]] for run in r["runs"]])
-        line, = ax.plot(steps, vals.mean(axis=0), label=f"{arm} ({r['best_val_mean']:.3f})",
-                        linewidth=2.2 if arm in ("gpt2", "modern") else 1.2)
-        ax.fill_between(steps, vals.min(axis=0), vals.max(axis=0), color=line.get_color(),
-                        alpha=0.15)
+        (line,) = ax.plot(
+            steps,
+            vals.mean(axis=0),
+            label=f"{arm} ({r['best_val_mean']:.3f})",
+            linewidth=2.2 if arm in ("gpt2", "modern") else 1.2,
+        )
+        ax.fill_between(
+            steps, vals.min(axis=0), vals.max(axis=0), color=line.get_color(), alpha=0.15
+        )
     ax.axhline(1.88, color="gray", linestyle=":", linewidth=1, label="1.88 (nanoGPT, CPU)")
     ax.set_xlabel("training tokens")
     ax.set_ylabel("val loss (nats per character)")
-    ax.set_ylim(top=min(2.6, ax.get_ylim()[1]))
+    ax.set_ylim(*y_limits(results))
     ax.set_title("GPT-2 parts against their 2026 replacements (mean over seeds, band: min-max)")
     ax.legend()
     ax.grid(alpha=0.3)

@@ -30,9 +30,9 @@ import harness  # noqa: E402
 harness.use(harness.program_impl())
 from bpe import BPETokenizer, merge, split_pieces  # noqa: E402
 
-from data import fetch  # noqa: E402
+from harness.data import fetch  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "bpe_train.txt"
+RESULTS = harness.results_dir() / "bpe_train.txt"  # bench/results/ only with RECORD=1
 
 
 def naive_seconds_per_merge(text: str, n_merges: int) -> float:
@@ -50,31 +50,42 @@ def naive_seconds_per_merge(text: str, n_merges: int) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--naive-merges", type=int, default=10, help="merges of the naive trainer "
-                   "to time (0: skip it)")
+    p.add_argument(
+        "--naive-merges",
+        type=int,
+        default=10,
+        help="merges of the naive trainer to time (0: skip it)",
+    )
     args = p.parse_args(argv)
     text = fetch.require("tinyshakespeare.txt").read_text()
     train = text[: int(len(text) * 0.9)]
-    lines = [f"BPE training on the tiny Shakespeare train split ({len(train):,} characters); "
-             f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
-             f"Python {platform.python_version()}, {harness.program_impl()}"]
+    lines = [
+        f"BPE training on the tiny Shakespeare train split ({len(train):,} characters); "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
+        f"Python {platform.python_version()}, {harness.program_impl()}"
+    ]
     tok = None
     for n_merges in (512, 1024):
         started = time.perf_counter()
         tok = BPETokenizer.train(train, 256 + n_merges)
         seconds = time.perf_counter() - started
         chars_per_token = len(train) / len(tok.encode(train))
-        lines.append(f"train 256+{n_merges:,}: {seconds:.2f} s; {chars_per_token:.3f} characters "
-                     f"per token on the train split")
+        lines.append(
+            f"train 256+{n_merges:,}: {seconds:.2f} s; {chars_per_token:.3f} characters "
+            f"per token on the train split"
+        )
     started = time.perf_counter()
     BPETokenizer.from_dict(tok.to_dict()).encode(text)  # a fresh cache
-    lines.append(f"encode all {len(text):,} characters with 256+1,024: "
-                 f"{time.perf_counter() - started:.2f} s")
+    lines.append(
+        f"encode all {len(text):,} characters with 256+1,024: {time.perf_counter() - started:.2f} s"
+    )
     if args.naive_merges > 0:
         per_merge = naive_seconds_per_merge(train, args.naive_merges)
-        lines.append(f"naive trainer (recount everything per merge): {per_merge:.2f} s per merge "
-                     f"over {args.naive_merges} merges, so about {per_merge * 1024:.0f} s for "
-                     f"1,024")
+        lines.append(
+            f"naive trainer (recount everything per merge): {per_merge:.2f} s per merge "
+            f"over {args.naive_merges} merges, so about {per_merge * 1024:.0f} s for "
+            f"1,024"
+        )
     print("\n".join(lines))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")

@@ -29,9 +29,9 @@ import torch  # noqa: E402
 from shakespeare import TrainConfig, pick_device, split_data, train  # noqa: E402
 from tokenizer import CharTokenizer  # noqa: E402
 
-from data import fetch  # noqa: E402
+from harness.data import fetch  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
+RESULTS = harness.results_dir()  # bench/results/ only with RECORD=1
 
 
 def shakespeare() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
@@ -44,12 +44,16 @@ def shakespeare() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
 
 def non_embedding_params(model: torch.nn.Module) -> int:
     """Parameters outside the token and position tables (Kaplan et al.'s N)."""
-    return sum(p.numel() for name, p in model.named_parameters()
-               if not name.startswith(("transformer.wte", "transformer.wpe")))
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if not name.startswith(("transformer.wte", "transformer.wpe"))
+    )
 
 
-def run(model: torch.nn.Module, cfg: TrainConfig, data, device: str,
-        target: float | None = None) -> dict:
+def run(
+    model: torch.nn.Module, cfg: TrainConfig, data, device: str, target: float | None = None
+) -> dict:
     """Train `model` with kata 12's loop and measure it. `data` is (tokenizer, train, val)."""
     tokenizer, train_ids, val_ids = data
     tokens_per_step = cfg.batch_size * model.config.block_size
@@ -62,16 +66,22 @@ def run(model: torch.nn.Module, cfg: TrainConfig, data, device: str,
             speeds.append(event["tokens_per_s"])
             clock["train_s"] += tokens_per_step / event["tokens_per_s"]
         elif event["kind"] == "eval":
-            curve.append({"step": event["step"], "tokens": event["step"] * tokens_per_step,
-                          "train_s": round(clock["train_s"], 2),
-                          "val": round(event["val_loss"], 4)})
+            curve.append(
+                {
+                    "step": event["step"],
+                    "tokens": event["step"] * tokens_per_step,
+                    "train_s": round(clock["train_s"], 2),
+                    "val": round(event["val_loss"], 4),
+                }
+            )
 
     started = time.perf_counter()
     train(model, tokenizer, train_ids, val_ids, cfg, device, log=log)
     best = min(curve, key=lambda point: point["val"])
     reached = [p for p in curve if target is not None and p["val"] <= target]
     return {
-        "best_val": best["val"], "best_step": best["step"],
+        "best_val": best["val"],
+        "best_step": best["step"],
         "tokens_per_s": round(statistics.median(speeds[10:] or speeds)),
         "seconds_to_target": reached[0]["train_s"] if reached else None,
         "train_s": round(clock["train_s"], 1),
@@ -84,14 +94,24 @@ def parser(name: str, doc: str) -> argparse.ArgumentParser:
     """The options every experiment takes; add your own, then call `start`."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: these "
-                   "models are small, and one thread is faster than two fighting over a busy "
-                   "machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: these "
+        "models are small, and one thread is faster than two fighting over a busy "
+        "machine)",
+    )
     p.add_argument("--quick", action="store_true", help="a few steps per run (a smoke test)")
-    p.add_argument("--results", default=str(RESULTS),
-                   help=f"where {name}.{{json,md,png}} go (default bench/results)")
-    p.add_argument("--runs", default=str(ROOT / "runs" / name),
-                   help="where the runs' checkpoints go")
+    p.add_argument(
+        "--results",
+        default=str(RESULTS),
+        help=f"where {name}.{{json,md,png}} go (default {RESULTS.relative_to(ROOT)}; "
+        "bench/results with RECORD=1)",
+    )
+    p.add_argument(
+        "--runs", default=str(ROOT / "runs" / name), help="where the runs' checkpoints go"
+    )
     return p
 
 
@@ -102,7 +122,7 @@ def start(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, Pa
     torch.set_num_threads(args.threads)
     runs, results = Path(args.runs), Path(args.results)
     if args.quick and results.resolve() == RESULTS.resolve():
-        results = runs  # a smoke test never replaces the measured results
+        results = harness.results_dir(quick=True)  # a smoke test never replaces measured results
     return default_device(args.device), runs, results
 
 
@@ -117,10 +137,16 @@ def finish(name: str, results: dict, started: float, directory: Path, table, plo
 
 
 def machine(device: str) -> dict:
-    return {"device": device, "cpus": os.cpu_count(), "platform": platform.platform(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "load_average": [round(x, 2) for x in os.getloadavg()],
-            "impl": harness.program_impl(), "date": time.strftime("%Y-%m-%d")}
+    return {
+        "device": device,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "impl": harness.program_impl(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def default_device(asked: str | None) -> str:

@@ -45,8 +45,9 @@ def fit_power_law(x, loss) -> PowerLaw:
     if x.shape != loss.shape or x.ndim != 1:
         raise ValueError(f"x and loss must be 1-D and of one length, got {x.shape}, {loss.shape}")
     if len(x) < 3:
-        raise ValueError(f"a power law with an offset has 3 unknowns: need >= 3 points, "
-                         f"got {len(x)}")
+        raise ValueError(
+            f"a power law with an offset has 3 unknowns: need >= 3 points, got {len(x)}"
+        )
     if not (np.all(x > 0) and np.all(np.isfinite(loss))):
         raise ValueError("every x must be > 0 and every loss finite")
     # Start from E just under the smallest loss and a straight line through the rest in log-log.

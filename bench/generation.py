@@ -43,7 +43,7 @@ from gpt import KVCache  # noqa: E402
 from gqa import sliding_window_mask  # noqa: E402
 from modern import PRESETS, ModernGPT, new_cache  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "generation.json"
+RESULTS = harness.results_dir() / "generation.json"  # bench/results/ only with RECORD=1
 
 
 class GrowingCache(KVCache):
@@ -75,8 +75,9 @@ def static_vs_growing(n_tokens: int, repeats: int) -> dict:
     config = replace(PRESETS["medium"], block_size=1024, window=None)
     torch.manual_seed(0)
     model = ModernGPT(config).eval()
-    prompt = torch.randint(0, config.vocab_size, (1, 16), generator=torch.Generator()
-                           .manual_seed(1))
+    prompt = torch.randint(
+        0, config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(1)
+    )
     best = {"static": float("inf"), "growing": float("inf")}
     wall = dict(best)
     tokens = {}
@@ -88,31 +89,40 @@ def static_vs_growing(n_tokens: int, repeats: int) -> dict:
             tokens[kind], times = run(model, prompt, n_tokens, cache)
             best[kind] = min(best[kind], sum(times))
             wall[kind] = min(wall[kind], time.perf_counter() - started)
-    return {"config": f"medium modern, block 1024, no window, {model.num_params():,} params",
-            "new_tokens": n_tokens, "repeats": repeats,
-            "static_tokens_per_s": round(n_tokens / best["static"], 1),
-            "growing_tokens_per_s": round(n_tokens / best["growing"], 1),
-            "static_over_growing": round(best["growing"] / best["static"], 3),
-            "wall_seconds": {k: round(v, 2) for k, v in wall.items()},
-            "same_tokens": bool(torch.equal(tokens["static"], tokens["growing"]))}
+    return {
+        "config": f"medium modern, block 1024, no window, {model.num_params():,} params",
+        "new_tokens": n_tokens,
+        "repeats": repeats,
+        "static_tokens_per_s": round(n_tokens / best["static"], 1),
+        "growing_tokens_per_s": round(n_tokens / best["growing"], 1),
+        "static_over_growing": round(best["growing"] / best["static"], 3),
+        "wall_seconds": {k: round(v, 2) for k, v in wall.items()},
+        "same_tokens": bool(torch.equal(tokens["static"], tokens["growing"])),
+    }
 
 
 def rolling(n_tokens: int) -> dict:
     config = PRESETS["medium"]  # window 256 = block_size: a rolling buffer of 256 slots
     torch.manual_seed(0)
     model = ModernGPT(config).eval()
-    prompt = torch.randint(0, config.vocab_size, (1, 16), generator=torch.Generator()
-                           .manual_seed(1))
+    prompt = torch.randint(
+        0, config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(1)
+    )
     cache = new_cache(model, 1)
     before = cache.nbytes()
     _, times = run(model, prompt, n_tokens, cache)
     first, last = statistics.median(times[1:101]), statistics.median(times[-100:])
-    return {"config": f"medium modern, window {config.window}", "new_tokens": n_tokens,
-            "positions_written": len(cache), "block_size": config.block_size,
-            "first_100_ms_per_token": round(1000 * first, 2),
-            "last_100_ms_per_token": round(1000 * last, 2),
-            "last_over_first": round(last / first, 3),
-            "cache_bytes_before": before, "cache_bytes_after": cache.nbytes()}
+    return {
+        "config": f"medium modern, window {config.window}",
+        "new_tokens": n_tokens,
+        "positions_written": len(cache),
+        "block_size": config.block_size,
+        "first_100_ms_per_token": round(1000 * first, 2),
+        "last_100_ms_per_token": round(1000 * last, 2),
+        "last_over_first": round(last / first, 3),
+        "cache_bytes_before": before,
+        "cache_bytes_after": cache.nbytes(),
+    }
 
 
 def main(argv=None) -> int:
@@ -125,22 +135,40 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     versus = static_vs_growing(args.tokens, args.repeats)
-    print(f"{versus['new_tokens']} tokens, {versus['config']}: static cache "
-          f"{versus['static_tokens_per_s']} tok/s, growing torch.cat cache "
-          f"{versus['growing_tokens_per_s']} tok/s (static {versus['static_over_growing']}x; "
-          f"same tokens: {versus['same_tokens']})", flush=True)
+    print(
+        f"{versus['new_tokens']} tokens, {versus['config']}: static cache "
+        f"{versus['static_tokens_per_s']} tok/s, growing torch.cat cache "
+        f"{versus['growing_tokens_per_s']} tok/s (static {versus['static_over_growing']}x; "
+        f"same tokens: {versus['same_tokens']})",
+        flush=True,
+    )
     roll = rolling(args.long)
-    print(f"{roll['new_tokens']} tokens, {roll['config']} (block {roll['block_size']}): "
-          f"first 100 {roll['first_100_ms_per_token']} ms/token, last 100 "
-          f"{roll['last_100_ms_per_token']} ms/token ({roll['last_over_first']}x); cache "
-          f"{roll['cache_bytes_before']:,} bytes before, {roll['cache_bytes_after']:,} after")
+    print(
+        f"{roll['new_tokens']} tokens, {roll['config']} (block {roll['block_size']}): "
+        f"first 100 {roll['first_100_ms_per_token']} ms/token, last 100 "
+        f"{roll['last_100_ms_per_token']} ms/token ({roll['last_over_first']}x); cache "
+        f"{roll['cache_bytes_before']:,} bytes before, {roll['cache_bytes_after']:,} after"
+    )
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "static_vs_growing": versus, "rolling": roll, "threads": args.threads,
-        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(),
-                    "python": platform.python_version(), "torch": torch.__version__},
-        "impl": harness.program_impl()}, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "static_vs_growing": versus,
+                "rolling": roll,
+                "threads": args.threads,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "load_average": os.getloadavg(),
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                },
+                "impl": harness.program_impl(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"-> {RESULTS.relative_to(ROOT)}")
     return 0
 

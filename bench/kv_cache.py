@@ -31,7 +31,7 @@ harness.use(IMPL)  # must come before the first kata import
 
 import torch  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "kv_cache.txt"
+RESULTS = harness.results_dir() / "kv_cache.txt"  # bench/results/ only with RECORD=1
 N_LAYER, N_HEAD, N_EMBD, PROMPT = 6, 6, 384, 16
 HEAD_DIM = N_EMBD // N_HEAD
 CONFIGS = [  # name, n_kv_head, window
@@ -61,8 +61,10 @@ def measure(n_kv_head: int, window: int | None, tokens: int) -> dict:
         def nbytes():
             return sum(t.nbytes for t in cache.keys + cache.values)
     else:
-        layers = [GroupedQueryAttention(N_EMBD, N_HEAD, n_kv_head, window=window).eval()
-                  for _ in range(N_LAYER)]
+        layers = [
+            GroupedQueryAttention(N_EMBD, N_HEAD, n_kv_head, window=window).eval()
+            for _ in range(N_LAYER)
+        ]
         cache = StaticKVCache(N_LAYER, 1, n_kv_head, HEAD_DIM, max_len=tokens, window=window)
         nbytes = cache.nbytes
     sizes = []
@@ -73,15 +75,26 @@ def measure(n_kv_head: int, window: int | None, tokens: int) -> dict:
             h = h + layer(h, kv_cache=cache, layer=i)
         sizes.append(nbytes())
     slots = tokens if window is None else window
-    return {"bytes": sizes[-1], "min": min(sizes), "max": max(sizes), "slots": slots,
-            "positions": len(cache)}
+    return {
+        "bytes": sizes[-1],
+        "min": min(sizes),
+        "max": max(sizes),
+        "slots": slots,
+        "positions": len(cache),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=512,
-                        help="positions to generate (default 512, twice block_size 256)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"text file (default {RESULTS})")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=512,
+        help="positions to generate (default 512, twice block_size 256)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"text file (default {RESULTS.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
     if args.tokens <= PROMPT:
         parser.error(f"--tokens must be more than the {PROMPT}-token prompt, got {args.tokens}")
@@ -89,13 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     from gpt import GPT, PRESETS  # kata 09, for the size of the weights
 
     started = time.perf_counter()
-    lines = [f"KV cache memory, medium size ({N_LAYER} layers, {N_HEAD} heads, n_embd {N_EMBD}, "
-             f"head_dim {HEAD_DIM}), float32, batch 1,",
-             f"{args.tokens} positions generated ({PROMPT}-token prompt, then one at a time); "
-             f"impl={IMPL}, torch {torch.__version__}, {platform.machine()}",
-             "",
-             f"{'configuration':<20}{'slots':>7}{'cache bytes':>14}{'per slot':>10}"
-             f"{'formula':>9}{'per token':>11}{'vs MHA':>8}  constant?"]
+    lines = [
+        f"KV cache memory, medium size ({N_LAYER} layers, {N_HEAD} heads, n_embd {N_EMBD}, "
+        f"head_dim {HEAD_DIM}), float32, batch 1,",
+        f"{args.tokens} positions generated ({PROMPT}-token prompt, then one at a time); "
+        f"impl={IMPL}, torch {torch.__version__}, {platform.machine()}",
+        "",
+        f"{'configuration':<20}{'slots':>7}{'cache bytes':>14}{'per slot':>10}"
+        f"{'formula':>9}{'per token':>11}{'vs MHA':>8}  constant?",
+    ]
     mha_per_token = None
     for name, n_kv_head, window in CONFIGS:
         m = measure(n_kv_head, window, args.tokens)
@@ -104,20 +119,24 @@ def main(argv: list[str] | None = None) -> int:
         per_token = m["bytes"] / m["positions"]
         mha_per_token = mha_per_token or per_token
         constant = "yes" if m["min"] == m["max"] else f"no ({m['min']:,} .. {m['max']:,})"
-        lines.append(f"{name:<20}{m['slots']:>7}{m['bytes']:>14,}{per_slot:>10,.0f}"
-                     f"{formula:>9,}{per_token:>11,.0f}{mha_per_token / per_token:>7.1f}x  "
-                     f"{constant}")
+        lines.append(
+            f"{name:<20}{m['slots']:>7}{m['bytes']:>14,}{per_slot:>10,.0f}"
+            f"{formula:>9,}{per_token:>11,.0f}{mha_per_token / per_token:>7.1f}x  "
+            f"{constant}"
+        )
     weights = GPT(PRESETS["medium"]).num_params() * 4
     mha_slot = 2 * N_LAYER * N_HEAD * HEAD_DIM * 4
-    lines += ["",
-              "per slot: bytes per cached position (nbytes / slots); formula: 2 * n_layer * "
-              "n_kv_head * head_dim * 4;",
-              f"per token: cache bytes / {args.tokens} positions generated (a window's cache "
-              "stops growing at its slots).",
-              f"For scale: the medium GPT's weights take {weights:,} bytes in float32; an MHA "
-              f"cache for a batch of 64 x 256 tokens takes {64 * 256 * mha_slot:,} "
-              f"({64 * 256 * mha_slot / weights:.1f} times the weights).",
-              f"({time.perf_counter() - started:.1f} s)"]
+    lines += [
+        "",
+        "per slot: bytes per cached position (nbytes / slots); formula: 2 * n_layer * "
+        "n_kv_head * head_dim * 4;",
+        f"per token: cache bytes / {args.tokens} positions generated (a window's cache "
+        "stops growing at its slots).",
+        f"For scale: the medium GPT's weights take {weights:,} bytes in float32; an MHA "
+        f"cache for a batch of 64 x 256 tokens takes {64 * 256 * mha_slot:,} "
+        f"({64 * 256 * mha_slot / weights:.1f} times the weights).",
+        f"({time.perf_counter() - started:.1f} s)",
+    ]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import harness  # noqa: E402
-from data import fetch  # noqa: E402
+from harness.data import fetch  # noqa: E402
 
 IMPL = harness.program_impl()
 harness.use(IMPL)  # must come before the first `import microgpt`
 
-RESULTS = ROOT / "bench" / "results" / "microgpt.json"
+RESULTS = harness.results_dir() / "microgpt.json"  # bench/results/ only with RECORD=1
 TARGET_S, AIM_S, TARGET_LOSS = 95.0, 45.0, 2.30  # for 1,000 steps
 
 
@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
     parser.add_argument("--seed", type=int, default=42, help="the seed (default 42)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default {RESULTS})")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON file (default {RESULTS.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
@@ -60,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     for step, loss in enumerate(microgpt.train(params, sequences, args.steps)):
         losses.append(loss)
         if (step + 1) % 100 == 0:
-            print(f"  step {step + 1:5d}  {time.perf_counter() - wall:6.1f} s  loss {loss:.4f}",
-                  flush=True)
+            print(
+                f"  step {step + 1:5d}  {time.perf_counter() - wall:6.1f} s  loss {loss:.4f}",
+                flush=True,
+            )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gc.enable()
 
@@ -82,15 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
     }
     print(f"steps/s          {figures['steps_per_s']}")
-    print(f"total time       {wall:.1f} s for {args.steps} steps "
-          f"({figures['ms_per_step']} ms/step, {cpu:.1f} s of CPU)")
+    print(
+        f"total time       {wall:.1f} s for {args.steps} steps "
+        f"({figures['ms_per_step']} ms/step, {cpu:.1f} s of CPU)"
+    )
     if cpu < 0.8 * wall:
-        print("                 (CPU time well under wall time: the machine was busy with "
-              "something else, so compare CPU times)")
+        print(
+            "                 (CPU time well under wall time: the machine was busy with "
+            "something else, so compare CPU times)"
+        )
     print(f"final mean loss  {figures['final_mean_loss']} (last {len(last)} steps)")
     if args.steps == 1000:
-        print(f"targets          <= {TARGET_S:.0f} s (aim {AIM_S:.0f} s), "
-              f"final mean loss <= {TARGET_LOSS}")
+        print(
+            f"targets          <= {TARGET_S:.0f} s (aim {AIM_S:.0f} s), "
+            f"final mean loss <= {TARGET_LOSS}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")

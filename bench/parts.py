@@ -39,15 +39,18 @@ harness.use(IMPL)  # must come before the kata imports below
 from rope import RMSNorm  # noqa: E402
 from swiglu import SwiGLU, swiglu_hidden  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "parts.json"
+RESULTS = harness.results_dir() / "parts.json"  # bench/results/ only with RECORD=1
 
 
 class GeluMLP(nn.Sequential):
     """Kata 09's MLP without biases: n_embd -> 4 n_embd -> GELU -> n_embd."""
 
     def __init__(self, n_embd: int):
-        super().__init__(nn.Linear(n_embd, 4 * n_embd, bias=False), nn.GELU(),
-                         nn.Linear(4 * n_embd, n_embd, bias=False))
+        super().__init__(
+            nn.Linear(n_embd, 4 * n_embd, bias=False),
+            nn.GELU(),
+            nn.Linear(4 * n_embd, n_embd, bias=False),
+        )
 
 
 def time_layer(layer: nn.Module, x: torch.Tensor, repeats: int) -> float:
@@ -70,16 +73,27 @@ def time_layer(layer: nn.Module, x: torch.Tensor, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-embd", type=int, default=384, help="width (default 384, medium)")
-    parser.add_argument("--tokens", type=int, default=4096,
-                        help="rows of the activation (default 4096 = 16 sequences of 256)")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=4096,
+        help="rows of the activation (default 4096 = 16 sequences of 256)",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                        help="of the activation and the layers (default float32)")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time the kata layers through torch.compile")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default {RESULTS})")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="of the activation and the layers (default float32)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the kata layers through torch.compile"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON file (default {RESULTS.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: this machine has no CUDA GPU that torch can see")
@@ -108,11 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile:
         layers["norm"]["RMSNorm (kata 13), compiled"] = torch.compile(RMSNorm(C))
         layers["mlp"]["SwiGLU (kata 14), compiled"] = torch.compile(SwiGLU(C))
-    figures: dict = {"n_embd": C, "tokens": args.tokens, "threads": args.threads,
-                     "repeats": args.repeats, "device": args.device, "dtype": args.dtype}
+    figures: dict = {
+        "n_embd": C,
+        "tokens": args.tokens,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "device": args.device,
+        "dtype": args.dtype,
+    }
     for kind, group in layers.items():
-        print(f"{kind}s: forward + backward of a ({args.tokens}, {C}) {args.dtype} activation "
-              f"on {args.device}")
+        print(
+            f"{kind}s: forward + backward of a ({args.tokens}, {C}) {args.dtype} activation "
+            f"on {args.device}"
+        )
         figures[kind] = {}
         for name, layer in group.items():
             layer.to(device=args.device, dtype=dtype)
@@ -122,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<34} {ms:8.2f} ms   {params:>10,} parameters")
 
     figures["machine"] = {
-        "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-        "impl": IMPL, "load_average_before_after": [round(load_before[0], 2),
-                                                    round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "impl": IMPL,
+        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
     if x.is_cuda:
         figures["machine"]["gpu"] = torch.cuda.get_device_name(x.device)

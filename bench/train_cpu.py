@@ -33,13 +33,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import harness  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "train_cpu.json"
+RESULTS = harness.results_dir() / "train_cpu.json"  # bench/results/ only with RECORD=1
 
 
 def measure(preset: str, steps: int | None, threads: int | None, target: float) -> dict:
     out = ROOT / "runs" / f"bench-{preset}"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--preset", preset,
-           "--device", "cpu", "--out", str(out), "--samples", "1", "--overwrite"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--preset",
+        preset,
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--samples",
+        "1",
+        "--overwrite",
+    ]
     if steps:
         cmd += ["--steps", str(steps)]
     if threads:
@@ -64,9 +75,19 @@ def measure(preset: str, steps: int | None, threads: int | None, target: float) 
     return {
         "preset": preset,
         "model": config["model"],
-        "train": {k: config["train"][k] for k in ("batch_size", "max_steps", "lr", "min_lr",
-                                                   "warmup_steps", "eval_interval", "eval_iters",
-                                                   "patience")},
+        "train": {
+            k: config["train"][k]
+            for k in (
+                "batch_size",
+                "max_steps",
+                "lr",
+                "min_lr",
+                "warmup_steps",
+                "eval_interval",
+                "eval_iters",
+                "patience",
+            )
+        },
         "steps_run": int(steps_rows[-1]["step"]) if steps_rows else 0,
         "tokens_per_s_median": round(statistics.median(speeds)),
         "tokens_per_s_overall": round(len(steps_rows) * tokens_per_step / train_seconds),
@@ -92,10 +113,14 @@ def main() -> int:
     import torch
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "python": platform.python_version(), "torch": torch.__version__,
-                          "torch_threads": args.threads or torch.get_num_threads(),
-                          "impl": harness.program_impl()}
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": args.threads or torch.get_num_threads(),
+        "impl": harness.program_impl(),
+    }
     for preset in args.preset:
         result = measure(preset, args.steps, args.threads, args.target)
         results[preset + (f" ({args.steps} steps)" if args.steps else "")] = result

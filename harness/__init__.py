@@ -4,7 +4,26 @@
 imported by its own name (`from value import Value`) whichever implementation is selected.
 """
 
-from harness.katas import KATAS, ROOT, Kata, find_kata, parse_ref, program_impl, run_program, use
+from harness.katas import (
+    KATAS,
+    ROOT,
+    Kata,
+    find_kata,
+    parse_ref,
+    program_impl,
+    results_dir,
+    run_program,
+    use,
+)
 
-__all__ = ["KATAS", "ROOT", "Kata", "find_kata", "parse_ref", "program_impl",
-           "run_program", "use"]
+__all__ = [
+    "KATAS",
+    "ROOT",
+    "Kata",
+    "find_kata",
+    "parse_ref",
+    "program_impl",
+    "results_dir",
+    "run_program",
+    "use",
+]

@@ -4,7 +4,8 @@
 
 DEST gets every file of the repository (tracked, or untracked and not ignored) except the
 maintainers' parts below, and its own spec manifest and Classroom config, written from the
-copied files, and a note at the top of its README.md saying what works without solutions/. In
+copied files, and a note at the top of its README.md saying what works without solutions/
+(the README's paragraphs about REF=, IMPL=solutions and solutions/ are left out). In
 DEST, `make test`, `make grade` and `make data` work as they do here; whatever runs the
 reference (`make train` and the other programs by default, `IMPL=solutions`, `REF=`, `make
 check`, `make notebooks`) does not.
@@ -19,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from data import fetch
+from harness.data import fetch
 from harness.grader.manifest import classroom_config, kata_entry, write_json
 from harness.grader.trusted import (
     CLASSROOM,
@@ -45,10 +46,64 @@ README_NOTE = """
 > ([docs/grading.md](docs/grading.md)).
 """
 
+# What the hand-out has not got: a README paragraph (or a line of a code block) naming one of
+# these is left out of the hand-out's README, where it could only mislead.
+HANDOUT_LACKS = ("REF=", "IMPL=solutions", "solutions/")
+
+
+def learners_readme(text: str) -> str:
+    """The README as the hand-out has it: README_NOTE under the title; every paragraph that
+    names what the hand-out lacks (HANDOUT_LACKS) left out, and such lines of code blocks;
+    then a heading left with nothing under it."""
+    title, _, rest = text.partition("\n")
+    blocks: list[list[str]] = []  # paragraphs, and fenced code blocks whole
+    fenced = False
+    for line in rest.split("\n"):
+        if fenced or line.strip():
+            if not fenced and (not blocks or not blocks[-1]):
+                blocks.append([])
+            blocks[-1].append(line)
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+        elif blocks and blocks[-1]:
+            blocks.append([])
+    kept = []
+    for block in filter(None, blocks):
+        if block[0].lstrip().startswith("```"):
+            kept.append([line for line in block if not any(m in line for m in HANDOUT_LACKS)])
+        elif not any(m in line for line in block for m in HANDOUT_LACKS):
+            kept.append(block)
+
+    def heading_level(block: list[str]) -> int:
+        first = block[0]
+        return len(first) - len(first.lstrip("#")) if len(block) == 1 and first[:1] == "#" else 0
+
+    out = []
+    for i, block in enumerate(kept):
+        level = heading_level(block)
+        following = kept[i + 1] if i + 1 < len(kept) else None
+        if level and (following is None or 0 < heading_level(following) <= level):
+            continue  # its section lost every paragraph
+        out.append("\n".join(block))
+    return f"{title}\n{README_NOTE}\n" + "\n\n".join(out) + "\n"
+
+
 # When the repository is not a git work tree: what .gitignore keeps out of one.
-UNTRACKED = {".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache", ".ruff_cache",
-             ".ipynb_checkpoints", "build", "grade", "runs", ".hints.json",
-             ".status-cache.json", ".verified.json"}
+UNTRACKED = {
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".hypothesis",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+    "build",
+    "grade",
+    "runs",
+    ".hints.json",
+    ".status-cache.json",
+    ".verified.json",
+}
 
 
 def repository_files(root: Path = ROOT) -> list[str]:
@@ -65,8 +120,11 @@ def repository_files(root: Path = ROOT) -> list[str]:
             dirs[:] = [d for d in dirs if d not in UNTRACKED and not d.endswith(".egg-info")]
             for name in files:
                 path = (Path(folder) / name).relative_to(root).as_posix()
-                if name not in UNTRACKED and not (path.startswith("data/") and name.endswith(
-                        (".txt", ".part"))) and not name.endswith(".pyc"):
+                if (
+                    name not in UNTRACKED
+                    and not (path.startswith("data/") and name.endswith((".txt", ".part")))
+                    and not name.endswith(".pyc")
+                ):
                     names.add(path)
     return sorted(n for n in names if (root / n).is_file())
 
@@ -90,8 +148,10 @@ def build(dest: Path, root: Path = ROOT) -> list[str]:
     missing = [k.dirname for k in discover(root) if k.dirname not in manifest["katas"]]
     if problems or missing:
         raise SystemExit(
-            "handout: harness/manifest.json is stale (" + "; ".join(problems + missing)
-            + f"); run `{UPDATE_COMMAND}` first")
+            "handout: harness/manifest.json is stale ("
+            + "; ".join(problems + missing)
+            + f"); run `{UPDATE_COMMAND}` first"
+        )
     files = handout_files(root)
     for path in files:
         (dest / path).parent.mkdir(parents=True, exist_ok=True)
@@ -101,26 +161,30 @@ def build(dest: Path, root: Path = ROOT) -> list[str]:
     own = {
         "about": manifest["about"],
         "grader": {p: fetch.sha256_of(dest / p) for p in grader_files(dest)},
-        "katas": {kata.dirname: kata_entry(dest, kata, manifest["katas"][kata.dirname]["specs"])
-                  for kata in discover(dest)},
+        "katas": {
+            kata.dirname: kata_entry(dest, kata, manifest["katas"][kata.dirname]["specs"])
+            for kata in discover(dest)
+        },
     }
     readme = dest / "README.md"
     if readme.is_file():
-        title, _, rest = readme.read_text().partition("\n")
-        readme.write_text(f"{title}\n{README_NOTE}{rest}")
+        readme.write_text(learners_readme(readme.read_text()))
     write_json(dest / MANIFEST, own)
     write_json(dest / CLASSROOM, classroom_config(dest))
     return files
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.handout",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.handout", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("dest", type=Path, help="an empty or new directory")
     args = parser.parse_args(argv)
     files = build(args.dest.resolve())
-    print(f"handout: {len(files)} files in {args.dest} (no solutions/). Next: cd {args.dest} && "
-          "git init && git add -A && git commit -m 'gpt-katas', then push it as the template.")
+    print(
+        f"handout: {len(files)} files in {args.dest} (no solutions/). Next: cd {args.dest} && "
+        "git init && git add -A && git commit -m 'gpt-katas', then push it as the template."
+    )
     return 0
 
 

@@ -7,13 +7,28 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def find_root() -> Path:
+    """The repository: the one this package sits in (a clone, or an editable install), else,
+    for a package installed from a wheel, the nearest directory at or above the current one
+    that holds katas/ beside a conftest.py."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "katas").is_dir():
+        return here
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "katas").is_dir() and (folder / "conftest.py").is_file():
+            return folder
+    return here
+
+
+ROOT = find_root()
 IMPLS = ("katas", "solutions")
 
 
 @dataclass(frozen=True)
 class Kata:
-    number: int  # 1..12
+    number: int  # 1, 2, ... in ladder order
     name: str  # "value"
 
     @property
@@ -45,8 +60,11 @@ NOTEBOOK_SOURCE = "notebook.pct.py"
 
 def is_module(path: Path) -> bool:
     """A file the learner writes: a .py in a kata directory that is not a spec or the notebook."""
-    return (path.suffix == ".py" and not path.name.startswith("test_")
-            and path.name not in ("conftest.py", "__init__.py", NOTEBOOK_SOURCE))
+    return (
+        path.suffix == ".py"
+        and not path.name.startswith("test_")
+        and path.name not in ("conftest.py", "__init__.py", NOTEBOOK_SOURCE)
+    )
 
 
 def discover(root: Path = ROOT) -> list[Kata]:
@@ -126,6 +144,16 @@ def program_impl() -> str:
     return os.environ.get("GPT_KATAS_IMPL", default)
 
 
+def results_dir(quick: bool = False) -> Path:
+    """Where a benchmark writes its figures: bench/results/ (the measured figures the README
+    quotes) only when a maintainer records a full run (`make bench RECORD=1`, which sets
+    $GPT_KATAS_RECORD=1); runs/bench/ otherwise, so a smoke test or a user's run never
+    replaces them."""
+    if os.environ.get("GPT_KATAS_RECORD") == "1" and not quick:
+        return ROOT / "bench" / "results"
+    return ROOT / "runs" / "bench"
+
+
 def run_program(main) -> int:
     """Run a program built from the katas (train, sample, microgpt): a kata that is not
     written yet is reported in one line, not as a traceback."""
@@ -133,6 +161,9 @@ def run_program(main) -> int:
         return main()
     except NotImplementedError as err:
         reference = "; IMPL=solutions runs the reference" if (ROOT / "solutions").is_dir() else ""
-        print(f"\nerror: a kata this program uses is not written yet: {err}\n"
-              f"`make status` shows which katas pass{reference}.", file=sys.stderr)
+        print(
+            f"\nerror: a kata this program uses is not written yet: {err}\n"
+            f"`make status` shows which katas pass{reference}.",
+            file=sys.stderr,
+        )
         return 1

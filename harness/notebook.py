@@ -57,9 +57,11 @@ def start(*katas: str | int, data: tuple[str, ...] = ()) -> None:
             print(f"  {path.relative_to(ROOT)}: " + ", ".join(names))
     if stubs:
         first = min(stubs, key=lambda k: k.number)
-        print(f"\nSolve it (`make kata K={first.number:02d}` until it passes), then run this "
-              "notebook again from the top.\nThe copy of this notebook in the repository shows "
-              "what the reference solution draws.")
+        print(
+            f"\nSolve it (`make kata K={first.number:02d}` until it passes), then run this "
+            "notebook again from the top.\nThe copy of this notebook in the repository shows "
+            "what the reference solution draws."
+        )
     for name in missing:
         print(f"\ndata/{name} is missing: run `make data`, then run this notebook again.")
     print("\nThe other cells of this notebook are skipped.")
@@ -178,8 +180,15 @@ def _style_plots() -> None:
         import matplotlib.pyplot as plt
     except ImportError:  # matplotlib is a dependency; a notebook without plots still runs
         return
-    plt.rcParams.update({"figure.figsize": (6.0, 3.0), "figure.dpi": 72, "savefig.dpi": 72,
-                         "font.size": 9, "axes.titlesize": 10})
+    plt.rcParams.update(
+        {
+            "figure.figsize": (6.0, 3.0),
+            "figure.dpi": 72,
+            "savefig.dpi": 72,
+            "font.size": 9,
+            "axes.titlesize": 10,
+        }
+    )
 
 
 def _skip_other_cells(skip: bool) -> None:

@@ -103,9 +103,15 @@ def stub_message(kata: Kata, directory: Path) -> str:
     for name, functions in recorded.items():
         path = directory / name
         tree = ast.parse(path.read_text())
-        constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-                     for t in n.targets if isinstance(t, ast.Name)
-                     and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}
+        constants = {
+            t.id: n.value.value
+            for n in tree.body
+            if isinstance(n, ast.Assign)
+            for t in n.targets
+            if isinstance(t, ast.Name)
+            and isinstance(n.value, ast.Constant)
+            and isinstance(n.value.value, str)
+        }
         stub = bare_stubs(path).get(functions[0])
         if stub is not None:
             return _render(stub.body[-1].exc, constants)
@@ -121,8 +127,11 @@ def _render(exc: ast.expr, constants: dict[str, str]) -> str:
     for part in parts:
         if isinstance(part, ast.Constant):
             text.append(str(part.value))
-        elif isinstance(part, ast.FormattedValue) and isinstance(part.value, ast.Name) \
-                and part.value.id in constants:
+        elif (
+            isinstance(part, ast.FormattedValue)
+            and isinstance(part.value, ast.Name)
+            and part.value.id in constants
+        ):
             text.append(constants[part.value.id])
         else:
             text.append("{" + ast.unparse(part) + "}")
@@ -136,8 +145,12 @@ def spec_inputs(kata: Kata, dirs: list[Path]) -> list[Path]:
     """Every file the kata's specs read: the specs, the modules of the kata and of every kata
     they import (directly or not, from the chosen directories), and the shared spec code."""
     by_module = {p.stem: k for k, d in zip(KATAS, dirs) for p in _modules(d)}
-    imported = [by_module[name] for spec in kata.specs() for name in _imported_names(spec)
-                if name in by_module]
+    imported = [
+        by_module[name]
+        for spec in kata.specs()
+        for name in _imported_names(spec)
+        if name in by_module
+    ]
     katas = needed_katas([kata, *imported], dirs)
     modules = [p for k in katas for p in _modules(dirs[KATAS.index(k)])]
     return [*kata.specs(), *modules, *(ROOT / f for f in SHARED_FILES)]
@@ -162,8 +175,15 @@ def cache_key(kata: Kata, dirs: list[Path], environment: str) -> str:
 
 def environment() -> str:
     """What else changes results: the interpreter, torch, Hypothesis and its profile."""
-    return "|".join([sys.version, _version("torch"), _version("hypothesis"),
-                     os.environ.get("HYPOTHESIS_PROFILE", ""), os.environ.get("CI", "")])
+    return "|".join(
+        [
+            sys.version,
+            _version("torch"),
+            _version("hypothesis"),
+            os.environ.get("HYPOTHESIS_PROFILE", ""),
+            os.environ.get("CI", ""),
+        ]
+    )
 
 
 class ResultCache:

@@ -54,8 +54,11 @@ def read(source: Path) -> nbformat.NotebookNode:
         cell.id = f"cell-{number:02d}"
         cell.metadata = {}
     nb.metadata = {
-        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                       "language": "python"},
+        "kernelspec": {
+            "name": "python3",
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+        },
         "language_info": {"name": "python"},
     }
     return nb
@@ -64,10 +67,15 @@ def read(source: Path) -> nbformat.NotebookNode:
 def execute(nb: nbformat.NotebookNode, cwd: Path, env: dict[str, str]) -> str | None:
     """Run every code cell of nb in a fresh kernel started in cwd, with `env` added to this
     process's environment; store the outputs in nb. Returns the first error, or None."""
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            coalesce_streams=True, record_timing=False,
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                            resources={"metadata": {"path": str(cwd)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        coalesce_streams=True,
+        record_timing=False,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        resources={"metadata": {"path": str(cwd)}},
+    )
     # The kernel imports this repository's harness, whichever one the venv was installed from.
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     try:
@@ -110,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [s for s in found if not wanted or s.parent.name in wanted]
     if len(chosen) < len(wanted) or not chosen:
         missing = sorted(wanted - {s.parent.name for s in chosen})
-        print(f"no katas/<kata>/{SOURCE} for {', '.join(missing) or 'any kata'}; the notebooks "
-              f"are: {', '.join(s.parent.name for s in found) or 'none'}")
+        print(
+            f"no katas/<kata>/{SOURCE} for {', '.join(missing) or 'any kata'}; the notebooks "
+            f"are: {', '.join(s.parent.name for s in found) or 'none'}"
+        )
         return 2
     return 0 if all([build(source) for source in chosen]) else 1
 

@@ -83,8 +83,11 @@ def build_tree(kata: katas.Kata, where: Path) -> None:
         shutil.copy2(ROOT / name, where / name)
     for other in katas.KATAS:
         (where / "katas" / other.dirname).mkdir(parents=True)
-        shutil.copytree(other.path("solutions"), where / "solutions" / other.dirname,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            other.path("solutions"),
+            where / "solutions" / other.dirname,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     for spec in kata.specs():
         shutil.copy2(spec, where / "katas" / kata.dirname / spec.name)
     (where / "src").mkdir()
@@ -96,6 +99,7 @@ def build_tree(kata: katas.Kata, where: Path) -> None:
 def given_functions(kata: katas.Kata) -> set[str]:
     """'function' or 'Class.method' for every function whose code (docstrings aside) is the
     same in the stub and in the solution: code the learner is given, not asked to write."""
+
     def code(path: Path) -> dict[str, str]:
         found = {}
         for node in ast.parse(path.read_text()).body:
@@ -104,8 +108,11 @@ def given_functions(kata: katas.Kata) -> set[str]:
                 if isinstance(fn, ast.FunctionDef):
                     body = fn.body[1:] if ast.get_docstring(fn) is not None else fn.body
                     name = fn.name if fn is node else f"{node.name}.{fn.name}"
-                    found[name] = ast.dump(ast.Module(body=body, type_ignores=[])) \
-                        + ast.dump(fn.args) + "".join(ast.dump(d) for d in fn.decorator_list)
+                    found[name] = (
+                        ast.dump(ast.Module(body=body, type_ignores=[]))
+                        + ast.dump(fn.args)
+                        + "".join(ast.dump(d) for d in fn.decorator_list)
+                    )
         return found
 
     given = set()
@@ -130,8 +137,11 @@ def function_sources(module: Path) -> dict[str, str]:
     """Every function in mutmut's rewritten module (originals and mutants), by name."""
     text = module.read_text()
     lines = text.splitlines()  # once: get_source_segment would split the file per function
-    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno])
-            for node in ast.walk(ast.parse(text)) if isinstance(node, ast.FunctionDef)}
+    return {
+        node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef)
+    }
 
 
 def mutant_diff(name: str, sources: dict[str, str]) -> list[str]:
@@ -154,8 +164,12 @@ def only_wording(diff: list[str]) -> bool:
     removed = " ".join(line[2:].strip() for line in diff if line.startswith("- "))
     added = " ".join(line[2:].strip() for line in diff if line.startswith("+ "))
     old, new = LITERAL.findall(removed), LITERAL.findall(added)
-    if (not removed or removed == added or len(old) != len(new)
-            or LITERAL.sub('""', removed) != LITERAL.sub('""', added)):
+    if (
+        not removed
+        or removed == added
+        or len(old) != len(new)
+        or LITERAL.sub('""', removed) != LITERAL.sub('""', added)
+    ):
         return False
     changed = [(a, b) for a, b in zip(old, new) if a != b]
     return all(" " in a and b.replace("XX", "").lower() == a.lower() for a, b in changed)
@@ -174,8 +188,12 @@ def run_kata(kata: katas.Kata, children: int, keep: bool, before: dict | None = 
     try:
         build_tree(kata, where)
         mutmut = Path(sys.executable).parent / "mutmut"
-        run = subprocess.run([str(mutmut), "run", "--max-children", str(children), *again],
-                             cwd=where, capture_output=True, text=True)
+        run = subprocess.run(
+            [str(mutmut), "run", "--max-children", str(children), *again],
+            cwd=where,
+            capture_output=True,
+            text=True,
+        )
         verdicts: dict[str, int | None] = {}
         sources: dict[str, str] = {}
         for meta in sorted((where / "mutants" / "src").glob("*.meta")):
@@ -183,16 +201,23 @@ def run_kata(kata: katas.Kata, children: int, keep: bool, before: dict | None = 
             sources.update(function_sources(meta.with_suffix("")))
         if before and verdicts:
             if not set(again) <= set(verdicts):
-                return {"kata": kata.dirname, "error": "the solution changed since that run "
-                        "(its mutants have other names): run the whole kata again"}
+                return {
+                    "kata": kata.dirname,
+                    "error": "the solution changed since that run "
+                    "(its mutants have other names): run the whole kata again",
+                }
             verdicts = {**{k: verdicts[k] for k in again}, **{k: before["codes"][k] for k in kept}}
         if not verdicts:
             tail = (run.stdout + run.stderr)[-3000:]
             return {"kata": kata.dirname, "error": f"mutmut produced no results:\n{tail}"}
         survivors = sorted(k for k, code in verdicts.items() if code not in KILLED)
-        return {"kata": kata.dirname, "mutants": before["mutants"] if before else sorted(verdicts),
-                "survivors": survivors, "codes": {k: verdicts[k] for k in survivors},
-                "diffs": {k: mutant_diff(k, sources) for k in survivors}}
+        return {
+            "kata": kata.dirname,
+            "mutants": before["mutants"] if before else sorted(verdicts),
+            "survivors": survivors,
+            "codes": {k: verdicts[k] for k in survivors},
+            "diffs": {k: mutant_diff(k, sources) for k in survivors},
+        }
     finally:
         if keep:
             print(f"  (kept {where})")
@@ -215,10 +240,12 @@ def report(result: dict, equivalent: dict[str, str]) -> bool:
     counted = len(result["mutants"]) - n_given - len(known) - len(wording)
     killed = counted - len(real)
     share = killed / counted if counted else 1.0
-    print(f"{result['kata']}: {len(result['mutants'])} mutants, {n_given} in given code, "
-          f"{len(known)} listed as equivalent, {len(wording)} only reworded a message; "
-          f"{killed}/{counted} of the rest killed ({share:.1%})"
-          f"{'' if share >= TARGET else f'  below the {TARGET:.0%} target'}")
+    print(
+        f"{result['kata']}: {len(result['mutants'])} mutants, {n_given} in given code, "
+        f"{len(known)} listed as equivalent, {len(wording)} only reworded a message; "
+        f"{killed}/{counted} of the rest killed ({share:.1%})"
+        f"{'' if share >= TARGET else f'  below the {TARGET:.0%} target'}"
+    )
     for name in real:
         print(f"  survived ({result['codes'][name]}): {name}")
         for line in result["diffs"][name]:
@@ -228,15 +255,24 @@ def report(result: dict, equivalent: dict[str, str]) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kata", default="", help="which katas: 03, 01,03 or 01-04 (all if "
-                        "not given)")
+    parser.add_argument(
+        "--kata", default="", help="which katas: 03, 01,03 or 01-04 (all if not given)"
+    )
     parser.add_argument("--children", type=int, default=1, help="mutants run at once")
     parser.add_argument("--keep", action="store_true", help="keep each kata's mutmut tree")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
-    parser.add_argument("--again", type=Path, help="run only the survivors of the results "
-                        "saved in this file (by --json) for the katas chosen")
-    parser.add_argument("--report", type=Path, help="run nothing: print the results saved in "
-                        "this file (by --json) against tests/mutation/equivalent.txt as it is")
+    parser.add_argument(
+        "--again",
+        type=Path,
+        help="run only the survivors of the results "
+        "saved in this file (by --json) for the katas chosen",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="run nothing: print the results saved in "
+        "this file (by --json) against tests/mutation/equivalent.txt as it is",
+    )
     args = parser.parse_args()
     try:
         numbers = katas.parse_ref(args.kata)

@@ -3,6 +3,7 @@
 import hashlib
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from data import fetch
+from harness.data import fetch
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = fetch.FILES["names.txt"]
@@ -91,8 +92,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server(names_path):
     """An HTTP server on 127.0.0.1 serving a good, a corrupt and a truncated names.txt."""
     good = names_path.read_bytes()
-    _Handler.routes = {"/names.txt": good, "/corrupt.txt": b"X" + good[1:],
-                       "/truncated": good[: len(good) // 3]}
+    _Handler.routes = {
+        "/names.txt": good,
+        "/corrupt.txt": b"X" + good[1:],
+        "/truncated": good[: len(good) // 3],
+    }
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -120,21 +124,25 @@ def test_no_network_is_a_clear_error(tmp_path):
 
 
 def test_command_line_fails_with_the_reason(tmp_path):
-    # A copy of the data package in an empty directory, so its data/ holds no files yet.
-    package = tmp_path / "data"
-    package.mkdir()
-    for name in ("__init__.py", "__main__.py", "fetch.py"):
-        (package / name).write_bytes((ROOT / "data" / name).read_bytes())
+    # A copy of the harness in an empty directory: its root, and so its data/, holds no files.
+    shutil.copytree(
+        ROOT / "harness", tmp_path / "harness", ignore=shutil.ignore_patterns("__pycache__")
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "data", "--mirror", str(empty)],
-                          cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.data", "--mirror", str(empty)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
     assert "data step failed" in proc.stderr and "has no names.txt" in proc.stderr
 
 
-def test_verified_rejects_a_same_size_edit_and_remembers_a_good_file(good_mirror, tmp_path,
-                                                                     monkeypatch):
+def test_verified_rejects_a_same_size_edit_and_remembers_a_good_file(
+    good_mirror, tmp_path, monkeypatch
+):
     path = fetch.fetch_one("names.txt", tmp_path, good_mirror)
     assert fetch.verified("names.txt", tmp_path) == path
     hashed = []

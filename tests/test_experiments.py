@@ -23,11 +23,15 @@ def test_the_fit_recovers_a_known_law(E, A, alpha):
     x = np.geomspace(2e4, 8e5, 6)
     noise = np.random.default_rng(0).normal(0, 1e-4, x.size)
     law = fit_power_law(x, PowerLaw(E, A, alpha)(x) + noise)
-    for name, want, got, tol in (("E", E, law.E, 0.02), ("alpha", alpha, law.alpha, 0.05),
-                                 ("A", A, law.A, 0.2)):
+    for name, want, got, tol in (
+        ("E", E, law.E, 0.02),
+        ("alpha", alpha, law.alpha, 0.05),
+        ("A", A, law.A, 0.2),
+    ):
         assert abs(got - want) <= tol * abs(want), (
             f"fit_power_law on points of {PowerLaw(E, A, alpha)}: {name} expected {want}, got "
-            f"{got:.4g} ({law}); hint: check the starting guess and bounds given to curve_fit")
+            f"{got:.4g} ({law}); hint: check the starting guess and bounds given to curve_fit"
+        )
 
 
 def test_the_fit_refuses_too_few_points_with_a_reason():
@@ -36,15 +40,32 @@ def test_the_fit_refuses_too_few_points_with_a_reason():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment, keys", [
-    ("scaling", ["models", "fit_N", "data", "fit_D"]),
-    ("ablate", ["arms"]),
-])
+@pytest.mark.parametrize(
+    "experiment, keys",
+    [
+        ("scaling", ["models", "fit_N", "data", "fit_D"]),
+        ("ablate", ["arms"]),
+        ("muon", ["runs", "compare"]),
+    ],
+)
 def test_the_experiment_runs_end_to_end_in_quick_mode(tmp_path, experiment, keys):
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / f"{experiment}.py"), "--quick",
-                           "--device", "cpu", "--runs", str(tmp_path / "runs"),
-                           "--results", str(tmp_path)], cwd=ROOT, env=REFERENCE,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / f"{experiment}.py"),
+            "--quick",
+            "--device",
+            "cpu",
+            "--runs",
+            str(tmp_path / "runs"),
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=REFERENCE,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, f"bench/{experiment}.py --quick failed:\n{done.stderr[-3000:]}"
     results = json.loads((tmp_path / f"{experiment}.json").read_text())
     for key in keys:
@@ -55,19 +76,30 @@ def test_the_experiment_runs_end_to_end_in_quick_mode(tmp_path, experiment, keys
 
 @pytest.mark.slow
 def test_the_ablation_arms_have_matched_parameter_counts():
-    done = subprocess.run([sys.executable, "-c", (
-        "import sys; sys.path.insert(0, 'bench'); import ablate, dataclasses\n"
-        "for device in ('cpu', 'cuda'):\n"
-        "    size = ablate.settings(device, False)['size']\n"
-        "    base = ablate.ModernConfig.gpt2(vocab_size=65, **size)\n"
-        "    target = ablate.count(base)\n"
-        "    for arm, change in ablate.arms(base.n_head, base.block_size).items():\n"
-        "        n = ablate.count(*ablate.matched(dataclasses.replace(base, **change), target))\n"
-        "        print(arm, n, target, abs(n - target) / target)\n")],
-        cwd=ROOT, env=REFERENCE, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; sys.path.insert(0, 'bench'); import ablate, dataclasses\n"
+                "for device in ('cpu', 'cuda'):\n"
+                "    size = ablate.settings(device, False)['size']\n"
+                "    base = ablate.ModernConfig.gpt2(vocab_size=65, **size)\n"
+                "    target = ablate.count(base)\n"
+                "    for arm, change in ablate.arms(base.n_head, base.block_size).items():\n"
+                "        n = ablate.count(*ablate.matched(dataclasses.replace(base, **change), target))\n"  # noqa: E501
+                "        print(arm, n, target, abs(n - target) / target)\n"
+            ),
+        ],
+        cwd=ROOT,
+        env=REFERENCE,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for line in done.stdout.splitlines():
         arm, n, target, off = line.split()
         assert float(off) <= 0.02, (
             f"arm {arm}: {int(n):,} parameters against the baseline's {int(target):,} "
-            f"({float(off):.1%} off; the experiment promises within 2%)")
+            f"({float(off):.1%} off; the experiment promises within 2%)"
+        )

@@ -30,21 +30,27 @@ CLASSROOM_SCHEMA = {
     "type": "object",
     "required": ["tests"],
     "additionalProperties": False,
-    "properties": {"tests": {"type": "array", "minItems": 1, "items": {
-        "type": "object",
-        "required": ["name", "run", "comparison", "timeout", "points"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "minLength": 1},
-            "setup": {"type": "string"},
-            "run": {"type": "string", "minLength": 1},
-            "input": {"type": "string"},
-            "output": {"type": "string"},
-            "comparison": {"enum": ["included", "exact", "regex"]},
-            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
-            "points": {"type": "integer", "minimum": 0},
-        },
-    }}},
+    "properties": {
+        "tests": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "run", "comparison", "timeout", "points"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "setup": {"type": "string"},
+                    "run": {"type": "string", "minLength": 1},
+                    "input": {"type": "string"},
+                    "output": {"type": "string"},
+                    "comparison": {"enum": ["included", "exact", "regex"]},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
+                    "points": {"type": "integer", "minimum": 0},
+                },
+            },
+        }
+    },
 }
 
 # The exercism test-runner interface, version 3, and the fields this grader adds.
@@ -58,22 +64,28 @@ RESULTS_SCHEMA = {
         "message": {"type": ["string", "null"]},
         "score": {"type": "number"},
         "max_score": {"type": "number"},
-        "tests": {"type": "array", "items": {
-            "type": "object",
-            "required": ["name", "status", "message", "output", "test_code", "task_id"],
-            "properties": {
-                "name": {"type": "string"},
-                "status": {"enum": ["pass", "fail", "error"]},
-                "message": {"type": ["string", "null"]},
-                "output": {"type": ["string", "null"], "maxLength": 500},
-                "test_code": {"type": "string"},
-                "task_id": {"type": "integer", "minimum": 1},
+        "tests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "status", "message", "output", "test_code", "task_id"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "status": {"enum": ["pass", "fail", "error"]},
+                    "message": {"type": ["string", "null"]},
+                    "output": {"type": ["string", "null"], "maxLength": 500},
+                    "test_code": {"type": "string"},
+                    "task_id": {"type": "integer", "minimum": 1},
+                },
             },
-        }},
-        "katas": {"type": "array", "items": {
-            "type": "object",
-            "required": ["kata", "status", "message", "score", "max_score", "passed", "total"],
-        }},
+        },
+        "katas": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["kata", "status", "message", "score", "max_score", "passed", "total"],
+            },
+        },
     },
 }
 
@@ -81,8 +93,9 @@ FIXED = "fresh-manifest"  # the copy whose manifest was just rebuilt
 
 
 def run(args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def copy_repository(dest: Path, keep=lambda path: True) -> Path:
@@ -129,8 +142,11 @@ def test_manifest_and_classroom_config_are_up_to_date(fresh):
         want, have = json.loads((fresh / path).read_text()), json.loads(committed.read_text())
         if want != have:
             stale = _differences(want, have)
-            pytest.fail(f"{path} is stale ({'; '.join(stale[:8])}). Run `.venv/bin/"
-                        f"{grade.UPDATE_COMMAND}` and commit what it writes.", pytrace=False)
+            pytest.fail(
+                f"{path} is stale ({'; '.join(stale[:8])}). Run `.venv/bin/"
+                f"{grade.UPDATE_COMMAND}` and commit what it writes.",
+                pytrace=False,
+            )
 
 
 def _differences(want: dict, have: dict) -> list[str]:
@@ -149,19 +165,34 @@ def _differences(want: dict, have: dict) -> list[str]:
 def test_classroom_config_is_valid_and_has_one_test_per_kata(tmp_path):
     schema = tmp_path / "classroom.schema.json"
     schema.write_text(json.dumps(CLASSROOM_SCHEMA))
-    done = subprocess.run([shutil.which("check-jsonschema", path=Path(sys.executable).parent)
-                           or "check-jsonschema", "--schemafile", str(schema),
-                           str(ROOT / grade.CLASSROOM)], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            shutil.which("check-jsonschema", path=Path(sys.executable).parent)
+            or "check-jsonschema",
+            "--schemafile",
+            str(schema),
+            str(ROOT / grade.CLASSROOM),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     tests = json.loads((ROOT / grade.CLASSROOM).read_text())["tests"]
     assert [t["name"] for t in tests] == [f"kata {k.dirname}" for k in discover(ROOT)]
 
 
 def test_workflow_is_valid_against_the_github_workflow_schema():
-    done = subprocess.run([shutil.which("check-jsonschema", path=Path(sys.executable).parent)
-                           or "check-jsonschema", "--builtin-schema", "vendor.github-workflows",
-                           str(ROOT / ".github/workflows/grade.yml")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            shutil.which("check-jsonschema", path=Path(sys.executable).parent)
+            or "check-jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(ROOT / ".github/workflows/grade.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     text = (ROOT / ".github/workflows/grade.yml").read_text()
     for step in ("make grade", "GITHUB_STEP_SUMMARY", "actions/upload-artifact", "actions/cache"):
@@ -333,8 +364,10 @@ def test_hidden_that_fails():
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
     """A copy with only the made-up katas above, graded once with hidden specs for 89_fine."""
-    root = copy_repository(tmp_path_factory.mktemp("broken"),
-                           keep=lambda p: not p.startswith(("katas/", "solutions/", "tests/")))
+    root = copy_repository(
+        tmp_path_factory.mktemp("broken"),
+        keep=lambda p: not p.startswith(("katas/", "solutions/", "tests/")),
+    )
     for dirname, (learner, reference, spec) in BROKEN.items():
         module = dirname.split("_", 1)[1] + ".py"
         for where, text in (("katas", learner), ("solutions", reference)):
@@ -349,8 +382,9 @@ def broken(tmp_path_factory):
     update_manifest(root, "--hidden-specs", str(hidden))
     spec = root / "katas" / "94_tampered" / "test_tampered.py"
     spec.write_text(spec.read_text().replace("== 42", "== 41"))  # the learner "fixes" the spec
-    done, results = grade_in(root, "--timeout", "3", "--memory-mb", "1500", "--strict",
-                             "--hidden-specs", str(hidden))
+    done, results = grade_in(
+        root, "--timeout", "3", "--memory-mb", "1500", "--strict", "--hidden-specs", str(hidden)
+    )
     return root, done, results
 
 
@@ -384,7 +418,9 @@ def test_hidden_specs_count_and_are_labelled(broken):
     first = by_kata(results)["89_fine"]
     hidden = [t for t in results["tests"] if t["hidden"]]
     assert sorted(t["name"].split(": ", 1)[1] for t in hidden) == [
-        "[hidden] test_hidden_that_fails", "[hidden] test_hidden_that_passes"]
+        "[hidden] test_hidden_that_fails",
+        "[hidden] test_hidden_that_passes",
+    ]
     assert first["hidden_passed"] == 1 and first["hidden_total"] == 2
     public = first["total"] - 2
     assert first["score"] == grade.number(first["max_score"] * (public + 1) / (public + 2))

@@ -35,16 +35,26 @@ def test_a_modern_checkpoint_says_which_model_it_holds(modern_run):
 
 def test_sample_writes_past_block_size_with_the_rolling_cache(modern_run):
     n = 300  # more than block_size = 128: only a rolling cache (or cropping) gets there
-    done = _run("sample.py", "--out", str(modern_run), "--prompt", "ROMEO:", "--n-tokens",
-                str(n), "--seed", "1")
+    done = _run(
+        "sample.py",
+        "--out",
+        str(modern_run),
+        "--prompt",
+        "ROMEO:",
+        "--n-tokens",
+        str(n),
+        "--seed",
+        "1",
+    )
     text = done.stdout.rstrip("\n")
     assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + n, done.stdout[-500:]
 
 
 def test_resume_continues_a_modern_run(tmp_path, shakespeare_path):
     _run("train.py", *MODERN, "--steps", "2", "--out", str(tmp_path), "--samples", "0")
-    done = _run("train.py", *MODERN, "--steps", "4", "--out", str(tmp_path), "--samples", "0",
-                "--resume")
+    done = _run(
+        "train.py", *MODERN, "--steps", "4", "--out", str(tmp_path), "--samples", "0", "--resume"
+    )
     assert "resumed at step 2" in done.stdout, done.stdout
     assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["step"] == 4
 
@@ -66,7 +76,18 @@ def test_fsdp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     worst = max((fsdp["model"][k] - v).abs().max().item() for k, v in single["model"].items())
     assert worst < 1e-5, f"FSDP and single-process weights differ by up to {worst:.3g}"
     # The gathered checkpoint goes back into the shards: resume two more steps.
-    done = torchrun_train(*MODERN, "--steps", "6", "--samples", "0", "--patience", "0",
-                          "--fsdp", "--resume", "--out", str(tmp_path / "fsdp"))
+    done = torchrun_train(
+        *MODERN,
+        "--steps",
+        "6",
+        "--samples",
+        "0",
+        "--patience",
+        "0",
+        "--fsdp",
+        "--resume",
+        "--out",
+        str(tmp_path / "fsdp"),
+    )
     assert "resumed at step 4" in done.stdout, done.stdout[-1000:] + done.stderr[-3000:]
     assert torch.load(tmp_path / "fsdp" / "last.pt", weights_only=True)["state"]["step"] == 6

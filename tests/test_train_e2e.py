@@ -17,8 +17,20 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 # A tiny run: the "tiny" preset (0.4M parameters), 4 sequences a step, a few steps.
-QUICK = ["--preset", "tiny", "--batch", "4", "--eval-interval", "2", "--eval-iters", "4",
-         "--device", "cpu", "--seed", "3"]
+QUICK = [
+    "--preset",
+    "tiny",
+    "--batch",
+    "4",
+    "--eval-interval",
+    "2",
+    "--eval-iters",
+    "4",
+    "--device",
+    "cpu",
+    "--seed",
+    "3",
+]
 
 
 def _env() -> dict:
@@ -28,11 +40,19 @@ def _env() -> dict:
 
 
 def _run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], cwd=ROOT,
-                          env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"{script} {' '.join(args)} exited {done.returncode}:\n"
-                             f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"{script} {' '.join(args)} exited {done.returncode}:\n"
+            f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        )
     return done
 
 
@@ -58,8 +78,19 @@ def test_a_run_writes_its_outputs(run_dir):
 
 
 def test_sample_continues_a_prompt_and_shows_the_top_candidates(run_dir):
-    done = _run("sample.py", "--out", str(run_dir), "--prompt", "ROMEO:", "--n-tokens", "3",
-                "--show-top", "4", "--seed", "1")
+    done = _run(
+        "sample.py",
+        "--out",
+        str(run_dir),
+        "--prompt",
+        "ROMEO:",
+        "--n-tokens",
+        "3",
+        "--show-top",
+        "4",
+        "--seed",
+        "1",
+    )
     lines = done.stdout.splitlines()
     table = [line for line in lines if line.strip()[:1].isdigit()]
     assert len(table) == 3, done.stdout  # one row per generated character
@@ -80,10 +111,22 @@ def test_sampling_without_a_checkpoint_says_what_to_do(tmp_path):
 
 
 def test_ctrl_c_saves_and_resume_continues(tmp_path, shakespeare_path):
-    args = [sys.executable, str(ROOT / "scripts" / "train.py"), *QUICK, "--steps", "100000",
-            "--eval-interval", "5", "--out", str(tmp_path), "--samples", "0"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        *QUICK,
+        "--steps",
+        "100000",
+        "--eval-interval",
+        "5",
+        "--out",
+        str(tmp_path),
+        "--samples",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         for line in proc.stdout:  # wait until training runs: the step-5 evaluation line
             if line.startswith("step     5:"):
@@ -92,26 +135,141 @@ def test_ctrl_c_saves_and_resume_continues(tmp_path, shakespeare_path):
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 130, (
+        f"Ctrl-C exits 130 after saving, got {proc.returncode}:\n" + err[-3000:]
+    )
     assert "interrupted at step" in out and "RESUME=1" in out, out
     hint = out.split("continue with: ")[1].splitlines()[0]
     for setting in ("RESUME=1", f"OUT={tmp_path}", "STEPS=100000", "BATCH=4", "SEED=3"):
         assert setting in hint.split(), f"the hint drops {setting}: {hint}"
     stopped_at = torch.load(tmp_path / "last.pt", weights_only=True)["state"]["step"]
     assert stopped_at >= 5
-    done = _run("train.py", *QUICK, "--steps", str(stopped_at + 2), "--eval-interval", "5",
-                "--out", str(tmp_path), "--samples", "0", "--resume")
+    done = _run(
+        "train.py",
+        *QUICK,
+        "--steps",
+        str(stopped_at + 2),
+        "--eval-interval",
+        "5",
+        "--out",
+        str(tmp_path),
+        "--samples",
+        "0",
+        "--resume",
+    )
     assert f"resumed at step {stopped_at}" in done.stdout, done.stdout
     assert f"max_steps 100000 -> {stopped_at + 2}" in done.stdout, done.stdout  # said, and kept:
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["changed_on_resume"] == [{"step": stopped_at,
-                                            "max_steps": [100000, stopped_at + 2]}], config
+    assert config["changed_on_resume"] == [
+        {"step": stopped_at, "max_steps": [100000, stopped_at + 2]}
+    ], config
     assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["step"] == stopped_at + 2
 
 
+# train.py and sample.py both name the default run directory with train.run_name: each
+# setting that changes what a run holds gets its own directory, and sample finds it.
+SAME_DIRECTORY = """
+import contextlib, io, json, sys
+from pathlib import Path
+sys.path.insert(0, "scripts")
+import train, sample
+train.ROOT = sample.ROOT = Path(sys.argv[1])
+said = []
+for flags in json.loads(sys.argv[2]):
+    for script, args in ((train, ["--resume", "--preset", "cpu"]), (sample, [])):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = script.main(["--device", "cpu", *args, *flags])
+            except SystemExit as exit:
+                code = exit.code
+        said.append([code, err.getvalue()])
+print(json.dumps(said))
+"""
+DIRECTORIES = [
+    ([], "cpu"),
+    (["--arch", "modern"], "cpu-modern"),
+    (["--arch", "modern", "--mlp", "moe"], "cpu-modern-moe"),
+    (["--tokenizer", "bpe"], "cpu-bpe"),
+    (["--arch", "modern", "--tokenizer", "bpe"], "cpu-modern-bpe"),
+]
+
+
+def test_each_kind_of_run_has_its_own_default_directory_and_sample_finds_it(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SAME_DIRECTORY,
+            str(tmp_path),
+            json.dumps([flags for flags, _ in DIRECTORIES]),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = json.loads(done.stdout.splitlines()[-1])
+    for i, (flags, name) in enumerate(DIRECTORIES):
+        (trained, train_err), (sampled, sample_err) = said[2 * i], said[2 * i + 1]
+        run = tmp_path / "runs" / name
+        assert trained == 2 and f"no checkpoint at {run / 'last.pt'}" in train_err, (
+            f"make train {flags} should use {run}: {train_err}"
+        )
+        assert sampled == 2 and f"no checkpoint at {run / 'best.pt'}" in sample_err, (
+            f"make sample {flags} should read {run}, where make train {flags} writes: {sample_err}"
+        )
+    assert not (tmp_path / "runs").exists(), "a refused run writes nothing"
+
+
+PLAIN_PROGRESS = """
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+sys.path.insert(0, "scripts")
+import train
+log = train.RunLog(Path(sys.argv[1]), SimpleNamespace(max_steps=40))
+log.every_s = float(sys.argv[2])
+log({"kind": "start", "step": 0, "resumed": False})
+for step in range(1, 41):
+    log({"kind": "step", "step": step, "loss": 4.0 - step / 20, "lr": 1e-3, "grad_norm": 1.0,
+         "tokens_per_s": 1000.0})
+    if step % 20 == 0:
+        log({"kind": "eval", "step": step, "train_loss": 3.0, "val_loss": 3.1, "improved": True})
+log.close()
+"""
+
+
+@pytest.mark.parametrize("every_s", [0.0, 3600.0])
+def test_without_a_terminal_progress_is_a_line_now_and_then_not_a_bar(tmp_path, every_s):
+    done = subprocess.run(
+        [sys.executable, "-c", PLAIN_PROGRESS, str(tmp_path), str(every_s)],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "\r" not in done.stdout + done.stderr, "a progress bar's frames went into a log"
+    progress = [line for line in done.stdout.splitlines() if line.startswith("  step ")]
+    evals = [line for line in done.stdout.splitlines() if line.startswith("step ")]
+    assert len(evals) == 2, done.stdout
+    if every_s == 0:  # a line at every step, each saying where the run is and how fast
+        assert len(progress) == 40, done.stdout
+        assert (
+            progress[9].startswith("  step 10/40 (25%): loss 3.5000")
+            and "tok/s" in progress[9]
+            and "left]" in progress[9]
+        ), progress[9]
+    else:  # a run shorter than every_s: the eval lines alone
+        assert progress == [], done.stdout
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
-    done = _run("train.py", *QUICK, "--steps", "2", "--out", str(tmp_path), "--resume",
-                check=False)
+    done = _run("train.py", *QUICK, "--steps", "2", "--out", str(tmp_path), "--resume", check=False)
     assert done.returncode == 2 and "no checkpoint" in done.stderr, done.stderr
     assert not (tmp_path / "metrics.csv").exists()
 
@@ -136,9 +294,15 @@ print(json.dumps(results))
 
 
 def _refusals(script: str, cases: list[list[str]]) -> list[tuple[int, str, str]]:
-    done = subprocess.run([sys.executable, "-c", REFUSALS.format(script=script)], cwd=ROOT,
-                          env=_env(), input=json.dumps(cases), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", REFUSALS.format(script=script)],
+        cwd=ROOT,
+        env=_env(),
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return [tuple(r) for r in json.loads(done.stdout.splitlines()[-1])]
 
@@ -150,37 +314,54 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
-BAD_TRAINING = [("--steps", "0", "STEPS=0"), ("--steps", "-3", "STEPS=-3"),
-                ("--batch", "0", "BATCH=0"), ("--lr", "-1", "LR=-1"), ("--lr", "0", "LR=0"),
-                ("--eval-interval", "0", "EVAL_INTERVAL=0"), ("--dropout", "1", "DROPOUT=1"),
-                ("--patience", "-1", "PATIENCE=-1"), ("--eval-iters", "0", "--eval-iters=0"),
-                ("--steps", "abc", "argument --steps: invalid int value: 'abc'")]
-BAD_SAMPLING = [("--top-k", "0", "TOP_K=0"), ("--top-p", "0", "TOP_P=0"),
-                ("--top-p", "1.5", "TOP_P=1.5"), ("--temperature", "-1", "TEMPERATURE=-1"),
-                ("--temperature", "nan", "TEMPERATURE=nan"), ("--n-tokens", "-1", "N_TOKENS=-1"),
-                ("--top-k", "few", "argument --top-k: invalid top_k value: 'few'")]
+BAD_TRAINING = [
+    ("--steps", "0", "STEPS=0"),
+    ("--steps", "-3", "STEPS=-3"),
+    ("--batch", "0", "BATCH=0"),
+    ("--lr", "-1", "LR=-1"),
+    ("--lr", "0", "LR=0"),
+    ("--eval-interval", "0", "EVAL_INTERVAL=0"),
+    ("--dropout", "1", "DROPOUT=1"),
+    ("--patience", "-1", "PATIENCE=-1"),
+    ("--eval-iters", "0", "--eval-iters=0"),
+    ("--steps", "abc", "argument --steps: invalid int value: 'abc'"),
+]
+BAD_SAMPLING = [
+    ("--top-k", "0", "TOP_K=0"),
+    ("--top-p", "0", "TOP_P=0"),
+    ("--top-p", "1.5", "TOP_P=1.5"),
+    ("--temperature", "-1", "TEMPERATURE=-1"),
+    ("--temperature", "nan", "TEMPERATURE=nan"),
+    ("--n-tokens", "-1", "N_TOKENS=-1"),
+    ("--top-k", "few", "argument --top-k: invalid top_k value: 'few'"),
+]
 
 
 def test_every_bad_setting_is_refused_in_one_line_before_anything_is_written(tmp_path):
     run = tmp_path / "run"
-    results = _refusals("train", [[*QUICK, flag, value, "--out", str(run)]
-                                  for flag, value, _ in BAD_TRAINING])
+    results = _refusals(
+        "train", [[*QUICK, flag, value, "--out", str(run)] for flag, value, _ in BAD_TRAINING]
+    )
     for (code, _, err), (_, _, named) in zip(results, BAD_TRAINING, strict=True):
         assert code == 2 and _one_line(err).startswith(f"error: {named}"), err
     assert not run.exists()
-    results = _refusals("sample", [["--out", str(run), flag, value]
-                                   for flag, value, _ in BAD_SAMPLING])
+    results = _refusals(
+        "sample", [["--out", str(run), flag, value] for flag, value, _ in BAD_SAMPLING]
+    )
     for (code, _, err), (_, _, named) in zip(results, BAD_SAMPLING, strict=True):
         assert code == 2 and _one_line(err).startswith(f"error: {named}"), err
 
 
 def test_no_run_replaces_or_silently_changes_another(run_dir):
     before = {name: (run_dir / name).read_bytes() for name in ("best.pt", "last.pt")}
-    new_run, finished, dropout = _refusals("train", [
-        [*QUICK, "--steps", "2", "--out", str(run_dir)],
-        [*QUICK, "--out", str(run_dir), "--resume"],
-        [*QUICK, "--out", str(run_dir), "--resume", "--steps", "9", "--dropout", "0.5"],
-    ])
+    new_run, finished, dropout = _refusals(
+        "train",
+        [
+            [*QUICK, "--steps", "2", "--out", str(run_dir)],
+            [*QUICK, "--out", str(run_dir), "--resume"],
+            [*QUICK, "--out", str(run_dir), "--resume", "--steps", "9", "--dropout", "0.5"],
+        ],
+    )
     assert "already holds a run" in _one_line(new_run[2]) and "OVERWRITE=1" in new_run[2]
     assert "at step 4 already" in _one_line(finished[2]) and "STEPS above 4" in finished[2]
     assert "DROPOUT=0.5" in _one_line(dropout[2])
@@ -206,7 +387,7 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(run_dir, tmp_path):
     resumed.mkdir()
     (resumed / "last.pt").write_bytes(whole[:1000])
     (resumed / ".last.pt.4242.tmp").write_bytes(whole[:10])  # left by a kill mid-save
-    (code, out, err), = _refusals("train", [[*QUICK, "--out", str(resumed), "--resume"]])
+    ((code, out, err),) = _refusals("train", [[*QUICK, "--out", str(resumed), "--resume"]])
     assert code == 2 and f"{resumed / 'last.pt'} is damaged" in _one_line(err)
     assert "best.pt" in err  # what to do: resume from the best evaluation
     assert not (resumed / ".last.pt.4242.tmp").exists() and "partial checkpoint" in out
@@ -214,14 +395,28 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(run_dir, tmp_path):
 
 def torchrun_train(*args: str) -> subprocess.CompletedProcess:
     """scripts/train.py on 2 gloo processes under torchrun; a failure shows what they said."""
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node=2", str(ROOT / "scripts" / "train.py"), *args],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ROOT / "scripts" / "train.py"),
+            *args,
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     # A worker's traceback comes first in stderr, torchrun's summary (with the root cause) last.
     lines = done.stderr.splitlines()
     report = "\n".join(lines if len(lines) <= 120 else [*lines[:80], "[...]", *lines[-40:]])
-    assert done.returncode == 0, f"torchrun exited {done.returncode}:\n{report}\n--- stdout ---\n" \
-        + done.stdout[-1000:]
+    assert done.returncode == 0, (
+        f"torchrun exited {done.returncode}:\n{report}\n--- stdout ---\n" + done.stdout[-1000:]
+    )
     return done
 
 
@@ -240,8 +435,11 @@ def test_ddp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     assert ddp["state"]["step"] == single["state"]["step"] == 4
     worst = max((ddp["model"][k] - v).abs().max().item() for k, v in single["model"].items())
     assert worst < 1e-5, f"DDP and single-process weights differ by up to {worst:.3g}"
-    evals = [line.split(",") for line in (tmp_path / "ddp" / "metrics.csv").read_text().split()
-             if line.startswith("eval")]
+    evals = [
+        line.split(",")
+        for line in (tmp_path / "ddp" / "metrics.csv").read_text().split()
+        if line.startswith("eval")
+    ]
     assert float(evals[-1][4]) < float(evals[0][4]), f"val loss did not fall: {evals}"
 
 

@@ -52,8 +52,10 @@ class Grade:
         done = sum(k.status == "pass" for k in self.katas)
         specs = sum(k.passed() for k in self.katas), sum(k.total() for k in self.katas)
         errors = [k.kata.dirname for k in self.katas if k.status == "error"]
-        text = (f"grade: {self.score:g} / {self.max_score:g} points; {done} of {len(self.katas)} "
-                f"katas complete; {specs[0]} of {specs[1]} specs pass")
+        text = (
+            f"grade: {self.score:g} / {self.max_score:g} points; {done} of {len(self.katas)} "
+            f"katas complete; {specs[0]} of {specs[1]} specs pass"
+        )
         if self.grader_problems:
             text += "; the grader's own files were changed, nothing graded"
         elif errors:
@@ -72,8 +74,10 @@ def grade(setup: Setup, katas: list[Kata], jobs: int = 1, mode: str = "working t
         if not problems:
             return ""
         whose = "the grader's files" if trusted.grader_problems else "the specs"
-        return (f"not graded: {whose} differ from the manifest ({'; '.join(problems)}). "
-                f"Restore them: `git checkout -- {' '.join(p.split()[0] for p in problems)}`")
+        return (
+            f"not graded: {whose} differ from the manifest ({'; '.join(problems)}). "
+            f"Restore them: `git checkout -- {' '.join(p.split()[0] for p in problems)}`"
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(lambda k: grade_kata(k, setup, refusal(k)), katas))
@@ -81,20 +85,30 @@ def grade(setup: Setup, katas: list[Kata], jobs: int = 1, mode: str = "working t
         for result in results:  # the learner's own copy of the specs is never used: say so
             theirs = modified_specs(setup, result.kata)
             if theirs:
-                result.notes.append("graded with the canonical specs; these differ in the tree "
-                                    "graded: " + ", ".join(theirs))
+                result.notes.append(
+                    "graded with the canonical specs; these differ in the tree "
+                    "graded: " + ", ".join(theirs)
+                )
                 result.flags.append("modified specs")
     sources = dict(trusted.files)
     sources.update({f"hidden/{k}": v for k, v in trusted.hidden.items()})
-    return Grade(results, trusted.grader_problems, trusted.digest, mode, bool(trusted.hidden),
-                 setup.sandbox.describe(), sources)
+    return Grade(
+        results,
+        trusted.grader_problems,
+        trusted.digest,
+        mode,
+        bool(trusted.hidden),
+        setup.sandbox.describe(),
+        sources,
+    )
 
 
 def modified_specs(setup: Setup, kata: Kata) -> list[str]:
     """The kata's spec files that differ in the learner's tree from the trusted ones."""
     out = []
-    for path, digest in setup.trusted.manifest["katas"].get(kata.dirname, {}).get("files",
-                                                                                   {}).items():
+    for path, digest in (
+        setup.trusted.manifest["katas"].get(kata.dirname, {}).get("files", {}).items()
+    ):
         theirs = setup.learner / path
         if theirs.is_file() and not theirs.is_symlink() and sha256(theirs.read_bytes()) != digest:
             out.append(path)

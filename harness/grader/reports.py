@@ -42,7 +42,7 @@ class _TestCode:
             for node in ast.walk(tree):
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                    self.cache[spec.file][node.name] = "\n".join(lines[first - 1: node.end_lineno])
+                    self.cache[spec.file][node.name] = "\n".join(lines[first - 1 : node.end_lineno])
         function = spec.nodeid.split("::")[-1].split("[", 1)[0]
         return self.cache[spec.file].get(function, "")
 
@@ -55,7 +55,8 @@ def results_json(result: Grade) -> dict:
         "version": 3,
         "status": result.status,
         "message": ("; ".join(result.grader_problems) or "\n".join(errors))
-        if result.status == "error" else result.line(),
+        if result.status == "error"
+        else result.line(),
         "score": result.score,
         "max_score": result.max_score,
         "katas": [
@@ -68,8 +69,11 @@ def results_json(result: Grade) -> dict:
                 "max_score": k.max_score,
                 "passed": k.passed(),
                 "total": k.total(),
-                **({"hidden_passed": k.passed(True), "hidden_total": k.total(True)}
-                   if k.total(True) else {}),
+                **(
+                    {"hidden_passed": k.passed(True), "hidden_total": k.total(True)}
+                    if k.total(True)
+                    else {}
+                ),
                 "notes": k.notes,
                 "flags": k.flags,
             }
@@ -101,24 +105,35 @@ def results_json(result: Grade) -> dict:
 
 
 def junit_xml(result: Grade) -> bytes:
-    suites = ET.Element("testsuites", name="gpt-katas grade",
-                        tests=str(sum(k.total() for k in result.katas)))
+    suites = ET.Element(
+        "testsuites", name="gpt-katas grade", tests=str(sum(k.total() for k in result.katas))
+    )
     for k in result.katas:
-        suite = ET.SubElement(suites, "testsuite", name=k.kata.dirname, tests=str(k.total()),
-                              failures=str(sum(s.status == "fail" for s in k.specs)),
-                              errors=str(sum(s.status == "error" for s in k.specs)),
-                              time=f"{sum(s.duration for s in k.specs):.3f}")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=k.kata.dirname,
+            tests=str(k.total()),
+            failures=str(sum(s.status == "fail" for s in k.specs)),
+            errors=str(sum(s.status == "error" for s in k.specs)),
+            time=f"{sum(s.duration for s in k.specs):.3f}",
+        )
         properties = ET.SubElement(suite, "properties")
         ET.SubElement(properties, "property", name="score", value=f"{k.score:g}")
         ET.SubElement(properties, "property", name="max_score", value=f"{k.max_score:g}")
         for s in k.specs:
-            case = ET.SubElement(suite, "testcase", name=s.name,
-                                 classname=s.file.removesuffix(".py").replace("/", "."),
-                                 time=f"{s.duration:.3f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=s.name,
+                classname=s.file.removesuffix(".py").replace("/", "."),
+                time=f"{s.duration:.3f}",
+            )
             if s.status != "pass":
                 tag = "failure" if s.status == "fail" else "error"
-                ET.SubElement(case, tag, message=s.message.splitlines()[0] if s.message else tag
-                              ).text = s.longrepr or s.message
+                ET.SubElement(
+                    case, tag, message=s.message.splitlines()[0] if s.message else tag
+                ).text = s.longrepr or s.message
             if s.output:
                 ET.SubElement(case, "system-out").text = _cap(s.output, 4000)
     ET.indent(suites)
@@ -134,16 +149,21 @@ def _cell(text: str, cap: int = 160) -> str:
 def summary_md(result: Grade) -> str:
     lines = [f"## gpt-katas grade: {result.score:g} / {result.max_score:g} points", ""]
     if result.grader_problems:
-        lines += ["**Not graded: the grader's own files differ from the manifest:** "
-                  + _cell("; ".join(result.grader_problems), 600), ""]
+        lines += [
+            "**Not graded: the grader's own files differ from the manifest:** "
+            + _cell("; ".join(result.grader_problems), 600),
+            "",
+        ]
     lines += ["| kata | | points | specs | first problem |", "|---|---|---:|---:|---|"]
     for k in result.katas:
         mark = {"pass": "✓", "fail": "✗", "error": "⚠ error"}[k.status]
         specs = f"{k.passed()}/{k.total()}"
         if k.total(True):
             specs += f" (hidden {k.passed(True)}/{k.total(True)})"
-        lines.append(f"| {k.kata.dirname} | {mark} | {k.score:g} / {k.max_score:g} | {specs} "
-                     f"| {_cell(k.message)} |")
+        lines.append(
+            f"| {k.kata.dirname} | {mark} | {k.score:g} / {k.max_score:g} | {specs} "
+            f"| {_cell(k.message)} |"
+        )
     notes = [f"- {k.kata.dirname}: {n}" for k in result.katas for n in k.notes]
     lines += ["", result.line() + "."]
     if result.hidden:
@@ -151,11 +171,17 @@ def summary_md(result: Grade) -> str:
     if notes:
         lines += ["", "Notes:", *notes]
     if not result.sandboxed:
-        lines += ["", f"**Learner code was not sandboxed** ({result.sandbox.split(': ', 1)[-1]}): "
-                  "this grade is only as trustworthy as the machine it ran on."]
-    lines += ["", f"Manifest sha256 `{result.manifest_sha256[:16]}`, mode: {result.mode}, "
-              f"{'sandboxed (bubblewrap)' if result.sandboxed else 'not sandboxed'}. "
-              "Full results: results.json (exercism v3) and junit.xml."]
+        lines += [
+            "",
+            f"**Learner code was not sandboxed** ({result.sandbox.split(': ', 1)[-1]}): "
+            "this grade is only as trustworthy as the machine it ran on.",
+        ]
+    lines += [
+        "",
+        f"Manifest sha256 `{result.manifest_sha256[:16]}`, mode: {result.mode}, "
+        f"{'sandboxed (bubblewrap)' if result.sandboxed else 'not sandboxed'}. "
+        "Full results: results.json (exercism v3) and junit.xml.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -167,5 +193,3 @@ def write_reports(result: Grade, out: Path) -> None:
     write_json(out / "results.json", results_json(result))
     (out / "junit.xml").write_bytes(junit_xml(result))
     (out / "summary.md").write_text(summary_md(result))
-
-

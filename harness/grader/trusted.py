@@ -46,7 +46,9 @@ def spec_files(root: Path, kata: Kata) -> list[str]:
     return sorted(
         p.relative_to(root).as_posix()
         for p in d.iterdir()
-        if p.is_file() and not is_module(p) and p.name != NOTEBOOK_SOURCE
+        if p.is_file()
+        and not is_module(p)
+        and p.name != NOTEBOOK_SOURCE
         and p.suffix not in (".md", ".ipynb", ".pyc")
     )
 
@@ -61,8 +63,13 @@ def declared_modules(root: Path, kata: Kata) -> list[str]:
 def grader_files(root: Path) -> list[str]:
     """The trusted files besides the specs: the fixtures, the whole harness (the grader
     included), the data step, the points."""
-    paths = [root / "conftest.py", root / POINTS, *(root / "harness").glob("*.py"),
-             *(root / "harness" / "grader").glob("*.py"), *(root / "data").glob("*.py")]
+    paths = [
+        root / "conftest.py",
+        root / POINTS,
+        *(root / "harness").glob("*.py"),
+        *(root / "harness" / "grader").glob("*.py"),
+        *(root / "harness" / "data").glob("*.py"),
+    ]
     return sorted(p.relative_to(root).as_posix() for p in paths if p.is_file())
 
 
@@ -93,8 +100,10 @@ def _read_checked(root: Path, paths: dict[str, str], into: dict[str, bytes]) -> 
 def verify(root: Path, manifest: dict) -> tuple[list[str], dict[str, list[str]]]:
     """Problems with the grader's files, and with each kata's spec files, against the manifest."""
     scratch: dict[str, bytes] = {}
-    return (_read_checked(root, manifest["grader"], scratch),
-            {d: _read_checked(root, e["files"], scratch) for d, e in manifest["katas"].items()})
+    return (
+        _read_checked(root, manifest["grader"], scratch),
+        {d: _read_checked(root, e["files"], scratch) for d, e in manifest["katas"].items()},
+    )
 
 
 def number(x: float) -> float | int:
@@ -163,8 +172,10 @@ def load_trusted(root: Path, hidden: Path | None = None) -> Trusted:
         own = json.loads((hidden / HIDDEN_MANIFEST).read_text())
         changed = _read_checked(hidden, own["files"], trusted.hidden)
         if changed:
-            raise GradeError(f"the hidden specs differ from {hidden / HIDDEN_MANIFEST}: "
-                             f"{', '.join(changed)}; rerun `{UPDATE_COMMAND} --hidden-specs DIR`")
+            raise GradeError(
+                f"the hidden specs differ from {hidden / HIDDEN_MANIFEST}: "
+                f"{', '.join(changed)}; rerun `{UPDATE_COMMAND} --hidden-specs DIR`"
+            )
         trusted.hidden_ids = list(own["specs"])
     else:
         for d in sorted(hidden.iterdir()):
@@ -177,13 +188,12 @@ def load_trusted(root: Path, hidden: Path | None = None) -> Trusted:
 
 def trusted_tree(repo: Path, ref: str, into: Path) -> Path:
     """The files of git `ref` of `repo`, extracted into `into`/trusted."""
-    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref],
-                             capture_output=True)
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", ref], capture_output=True
+    )
     if archive.returncode != 0:
         raise GradeError(f"--trusted-ref {ref}: {archive.stderr.decode().strip()}")
     tree = into / "trusted"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(tree, filter="data")
     return tree
-
-

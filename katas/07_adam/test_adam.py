@@ -150,6 +150,17 @@ def test_linear_decay_values():
                       "step (999)")
 
 
+def test_linear_decay_is_zero_past_the_last_step():
+    # A run that goes on past total_steps (a resumed run, a longer loop) must not get a
+    # negative learning rate: Adam would then climb the loss.
+    schedule = linear_decay(0.01, 1000)
+    got = [schedule(s) for s in (1000, 1001, 1500, 5000)]
+    expect_close(got, [0.0, 0.0, 0.0, 0.0], "linear_decay(0.01, 1000) at steps 1000, 1001, "
+                 "1500, 5000", abs=0.0,
+                 hint="from total_steps on the rate is 0, never negative: "
+                      "lr * max(0.0, 1 - step / total_steps)")
+
+
 def test_the_schedule_is_asked_for_steps_0_1_2_in_order():
     asked = []
 

@@ -358,6 +358,20 @@ def test_dropout_is_active_in_training_only(attention):
                       "dropout_p=self.dropout if self.training else 0.0")
 
 
+def test_the_embeddings_are_dropped_too():
+    # Every block in eval() mode, the model itself in train(): what dropout is left is the
+    # one after wte + wpe, which the lesson asks for.
+    model = make_model(dropout=0.5).train()
+    for block in model.transformer.h:
+        block.eval()
+    idx = random_ids(SMALL, 2, 8, seed=12)
+    expect(not torch.equal(model(idx)[0], model(idx)[0]),
+           "with every block in eval() mode and the model in train() mode with dropout=0.5, "
+           "two forwards gave the same logits: nothing drops the embeddings",
+           hint="x = self.transformer.drop(wte(idx) + wpe(positions)): dropout after the "
+                "embeddings, before the first block")
+
+
 @pytest.mark.parametrize("attention", ["sdpa", "manual"])
 def test_the_attention_weights_are_dropped_with_and_without_a_cache(attention):
     attn = make_model(attention=attention, dropout=0.5).transformer.h[0].attn

@@ -17,6 +17,16 @@ from torch import Tensor
 LESSON = "see katas/11_sampling/README.md"
 
 
+def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Return None when the sampling settings are good; else a ValueError that names the
+    argument and its value: temperature must be a finite number >= 0 (0 means greedy),
+    top_k None or an int >= 1, top_p None or a number in (0, 1].
+
+    next_token_probs and generate call it first (and so does kata 16's generate).
+    """
+    raise NotImplementedError(f"check_sampling_args: one check per setting; {LESSON}")
+
+
 def next_token_probs(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
                      top_p: float | None = None) -> Tensor:
     """The distribution the next token is drawn from: (B, vocab) logits -> (B, vocab) probs.
@@ -27,8 +37,8 @@ def next_token_probs(logits: Tensor, temperature: float = 1.0, top_k: int | None
     renormalise. Temperature 0 is greedy: all the probability on the argmax (the lowest id
     among equal maxima).
 
-    Bad settings are ValueErrors that name the argument: temperature must be finite and
-    >= 0, top_k None or an int >= 1, top_p None or in (0, 1]; logits must be 2-D.
+    Bad settings are ValueErrors that name the argument (check_sampling_args); logits must
+    be 2-D (a ValueError that gives their shape).
     """
     raise NotImplementedError(f"next_token_probs: temperature, top-k, softmax, top-p; {LESSON}")
 
@@ -40,7 +50,7 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
 
     Use next_token_probs, then torch.multinomial with the caller's `generator` (a seeded
     torch.Generator makes it repeatable; torch's global random state is left alone).
-    Temperature 0 takes the argmax.
+    Temperature 0 takes the argmax and draws nothing: the generator is left as it was.
     """
     raise NotImplementedError(f"sample_next: next_token_probs, then torch.multinomial; {LESSON}")
 

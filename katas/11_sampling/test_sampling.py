@@ -11,7 +11,7 @@ import torch
 from gpt import GPT, GPTConfig
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from sampling import generate, next_token_probs, sample_next
+from sampling import check_sampling_args, generate, next_token_probs, sample_next
 
 from harness.checks import expect, expect_close
 
@@ -142,6 +142,24 @@ def test_greedy_limits_pick_the_argmax():
                  hint="greedy puts all the probability on the argmax (do not divide by 0)")
 
 
+def test_greedy_draws_nothing_from_the_generator():
+    # Greedy is the argmax: the generator must come out as it went in, so that the draws
+    # after a greedy step are the ones a seeded run would make without it.
+    logits = torch.randn(4, 9, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(6)
+    before = g.get_state()
+    sample_next(logits, temperature=0.0, generator=g)
+    expect(torch.equal(g.get_state(), before),
+           "sample_next(temperature=0, generator=g) moved g's random state",
+           hint="at temperature 0 return probs.argmax(dim=-1, keepdim=True): drawing from the "
+                "one-hot distribution gives the same token but uses up random numbers")
+    model = fake_model(block_size=4)
+    generate(model, torch.tensor([[1, 2]]), 5, temperature=0.0, generator=g)
+    expect(torch.equal(g.get_state(), before),
+           "generate(temperature=0, generator=g) moved g's random state",
+           hint="greedy decoding draws nothing: take the argmax at temperature 0")
+
+
 # --- draws ---
 
 # Chi-square critical values at significance 0.001, by degrees of freedom (standard tables).
@@ -239,6 +257,27 @@ def test_bad_settings_are_clear_errors(argument, kwargs):
                f"{function.__name__}(logits, {kwargs}) raised ValueError({str(info.value)!r}), "
                f"which does not name {argument}",
                hint="say which argument is wrong and what values it takes")
+
+
+@pytest.mark.parametrize("argument,kwargs", BAD,
+                         ids=[f"{k}={v}" for _, kwargs in BAD for k, v in kwargs.items()])
+def test_check_sampling_args_names_the_bad_argument(argument, kwargs):
+    settings = dict(temperature=1.0, top_k=None, top_p=None) | kwargs
+    with pytest.raises(ValueError) as info:
+        check_sampling_args(**settings)
+    expect(argument in str(info.value),
+           f"check_sampling_args({settings}) raised ValueError({str(info.value)!r}), which "
+           f"does not name {argument}", hint="say which argument is wrong and what it takes")
+
+
+@pytest.mark.parametrize("settings", [(1.0, None, None), (0.0, None, None), (0, 1, 1.0),
+                                      (0.7, 40, 0.9), (2.5, 5, None), (1.0, None, 1e-3)])
+def test_check_sampling_args_accepts_good_settings(settings):
+    # Kata 16's generate calls it as it is: it must return None for every good setting.
+    got = check_sampling_args(*settings)
+    expect(got is None, f"check_sampling_args{settings} returned {got!r}; expected None",
+           hint="raise a ValueError for a bad setting, return nothing for good ones (an int "
+                "temperature such as 0 is good)")
 
 
 def test_logits_that_are_not_2d_are_a_clear_error():

@@ -48,6 +48,7 @@ class TrainConfig:
     out_dir: str = "runs/shakespeare"
     compile: bool = False  # torch.compile the model (CUDA)
     parallel: str = "ddp"  # several processes: "ddp" replicates the model, "fsdp" shards it
+    optimizer: str = "adamw"  # or "muon": kata 18, Muon for hidden matrices (make_optimizer)
 
 
 def pick_device() -> str:
@@ -200,6 +201,35 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoi
         set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"], options=options)
 
 
+OPTIMIZERS = ("adamw", "muon")
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device | str,
+                   sharded: bool = False) -> torch.optim.Optimizer:
+    """The optimizer cfg.optimizer names. Given; kata 18 explains Muon.
+
+    "adamw": AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, cfg.beta2)).
+    "muon": kata 18's muon_with_adamw: Muon for the hidden matrices, AdamW for embeddings,
+    head, gains and biases, all at cfg.lr (Moonshot's shape scale lets one learning rate
+    and one schedule serve both). Muon needs whole matrices, so not with FSDP. Kata 18 is
+    imported only here, so that training with AdamW never needs it.
+    """
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                                 betas=(0.9, cfg.beta2),
+                                 fused=torch.device(device).type in ("cuda", "cpu"))
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got "
+                         f"{cfg.optimizer!r}")
+    if sharded:
+        raise ValueError("optimizer='muon' orthogonalizes whole matrices, which FSDP shards: "
+                         "train with DDP (parallel='ddp'), or with optimizer='adamw'")
+    from muon import muon_with_adamw  # kata 18
+
+    return muon_with_adamw(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           betas=(0.9, cfg.beta2))
+
+
 # ---------------------------------------------------------------- the training loop
 
 
@@ -209,8 +239,10 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
           log: Callable[[dict], None] | None = None) -> dict:
     """Train with AdamW, clipping and warmup-cosine; evaluate, keep the best, stop early.
 
-    Windows are model.config.block_size tokens long. The lesson lists every step; in short:
-    - AdamW(param_groups(model, cfg.weight_decay), betas=(0.9, cfg.beta2)); batches from
+    Windows are model.config.block_size tokens long; the model trains in training mode
+    (model.train() first: it may come in eval mode). The lesson lists every step; in short:
+    - The optimizer: make_optimizer(model, cfg, device, sharded) (given; by default
+      AdamW(param_groups(model, cfg.weight_decay), betas=(0.9, cfg.beta2))); batches from
       torch.Generator().manual_seed(cfg.seed); torch.manual_seed(cfg.seed + rank) for dropout.
     - Evaluate at step 0, every cfg.eval_interval steps and at cfg.max_steps, never twice at
       the same step: estimate_loss(..., seed=cfg.seed + 1) on both splits. A strictly lower

@@ -626,6 +626,26 @@ def test_resume_continues_exactly(tmp_path):
                     "generator's state and torch's RNG state")
 
 
+def test_train_puts_a_model_handed_over_in_eval_mode_in_training_mode(tmp_path):
+    # model_from_checkpoint gives the model in eval() mode, and a resumed run does not
+    # evaluate at its first step (5 here): nothing but train itself switches dropout on.
+    tokenizer, train_ids, val_ids = _toy_data()
+    cfg = _cfg(tmp_path, max_steps=8)
+    train(_tiny_model(6, dropout=0.1), tokenizer, train_ids, val_ids, cfg,
+          should_stop=lambda step: step == 5)
+    model = _tiny_model(6, dropout=0.1).eval()
+    modes = []
+    model.register_forward_pre_hook(
+        lambda module, args: modes.append(module.training) if torch.is_grad_enabled() else None)
+    train(model, tokenizer, train_ids, val_ids, cfg, resume=True)
+    expect(modes, "train(resume=True) ran no forward pass with autograd on between steps 5 "
+           "and 8", hint="each update: model(x, y), loss.backward()")
+    expect(all(modes), f"a model handed to train in eval() mode took {modes.count(False)} of "
+           f"its {len(modes)} training forwards in eval() mode (dropout off)",
+           hint="call model.train() at the start of train: the model may come in eval() mode, "
+                "as model_from_checkpoint gives it")
+
+
 def test_resume_keeps_the_best_and_the_patience_count(tmp_path):
     # lr 0: every evaluation ties with the first, so only step 0 is ever a new best. Stopped
     # at step 4, then resumed, the run must go on as one: evaluations at 0, 4, 8, 12 (each

@@ -223,6 +223,29 @@ def test_rmsnorm_computes_in_float32_for_half_precision_input(dtype):
            f"(all but rare ties), got it for {matches:.1%} of the numbers", hint=hint)
 
 
+@pytest.mark.parametrize("weights", ["float32", "same"], ids=["float32 gain", "gain in x's dtype"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_rmsnorm_multiplies_the_gain_in_float32_and_rounds_once(dtype, weights):
+    # A gain that is not 1: normalise and multiply by the gain in float32, then round to the
+    # input's dtype once. Rounding the normalised x first and multiplying after rounds twice.
+    norm = RMSNorm(256)
+    with torch.no_grad():
+        norm.weight.copy_(0.5 + 1.5 * torch.rand(256, generator=torch.Generator().manual_seed(7)))
+    if weights == "same":
+        norm = norm.to(dtype)
+    x = (randn(32, 256, seed=8) * 3).to(dtype)
+    got = normed(norm, x)
+    expect(got.dtype == dtype, f"RMSNorm(256) ({weights} gain) of a {dtype} input returned "
+           f"{got.dtype}", hint="return x's dtype: .to(x.dtype) once, at the very end")
+    want = oracle_rmsnorm(x, norm.weight.detach()).to(dtype)
+    matches = (got == want).double().mean().item()
+    expect(matches > 0.97,
+           f"RMSNorm(256) with a random gain ({weights}) on {dtype} input: expected the float64 "
+           f"result rounded to {dtype} (all but rare ties), got it for {matches:.1%} of the "
+           "numbers", hint="multiply by the gain in float32 too, (x_f32 * rsqrt(...) * "
+                           "weight.float()).to(x.dtype): casting before the gain rounds twice")
+
+
 # --- rope_angles ---
 
 
@@ -415,9 +438,20 @@ def test_apply_rope_leaves_x_untouched_and_passes_gradients():
                       "differs means the forward is not a rotation of each pair")
 
 
-def test_apply_rope_rejects_positions_of_the_wrong_length():
-    with pytest.raises(ValueError, match="positions"):
-        apply_rope(randn(2, 5, 8), torch.arange(4))
+@pytest.mark.parametrize("positions", [torch.arange(4), torch.arange(5)[None, :],
+                                       torch.arange(10).view(2, 5), torch.tensor(3)],
+                         ids=["(4,) for T=5", "(1, 5)", "(2, 5)", "a 0-d tensor"])
+def test_apply_rope_rejects_positions_that_are_not_T(positions):
+    with pytest.raises(ValueError) as info:
+        apply_rope(randn(2, 5, 8), positions)
+    shape = tuple(positions.shape)
+    expect("positions" in str(info.value) and (str(shape) in str(info.value)
+                                               or str(list(shape)) in str(info.value)),
+           f"apply_rope(x of shape (2, 5, 8), positions of shape {shape}) raised ValueError("
+           f"{str(info.value)!r}), which does not name positions and give its shape",
+           hint="positions must be one number per token: shape (T,) = (5,), exactly 1-D (check "
+                "positions.dim() == 1, not only its last size); e.g. 'positions must be (T,) = "
+                "(5,), got shape (1, 5)'")
 
 
 def test_apply_rope_rejects_x_without_a_time_axis():
@@ -457,6 +491,19 @@ def test_rope_attention_turns_queries_and_keys_but_not_values():
     expect_close(got, oracle_attention(q, k, v, positions, base=100.0),
                  "rope_attention(q, k, v, positions 3..9, base=100.0) against float64 attention",
                  hint="pass base on to apply_rope for both q and k", rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_rope_attention_returns_the_dtype_of_q(dtype):
+    q, k, v = (randn(2, 6, 8, seed=s).to(dtype) for s in (20, 21, 22))
+    got = attended(q, k, v, torch.arange(6))
+    expect(got.dtype == dtype, f"rope_attention of {dtype} q, k, v returned {got.dtype}",
+           hint="apply_rope hands back x's dtype; attend in it, so the output has q's dtype "
+                "(compute inside in float32 if you like, then cast back)")
+    tolerance = {torch.float64: 1e-10, torch.float32: 1e-5, torch.bfloat16: 5e-2}[dtype]
+    expect_close(got.double(), oracle_attention(q, k, v, torch.arange(6)),
+                 f"rope_attention of {dtype} q, k, v against float64 attention", rel=tolerance,
+                 abs=tolerance, hint="turn q and k at `positions`, then causal attention")
 
 
 @given(shift=st.integers(1, 3000))

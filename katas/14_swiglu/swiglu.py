@@ -21,7 +21,8 @@ def silu(x: Tensor) -> Tensor:
 def swiglu_hidden(n_embd: int, multiple_of: int = 64) -> int:
     """8 * n_embd / 3 rounded UP to a multiple of multiple_of (d=384 -> 1024, d=128 -> 384).
 
-    ValueError, naming the argument and its value, unless both are positive ints.
+    ValueError, naming the argument and its value, unless both are positive ints (a bool,
+    such as True, is not a size).
     """
     raise NotImplementedError(f"swiglu_hidden: 8 * n_embd / 3, rounded up; {LESSON}")
 

@@ -103,7 +103,16 @@ def test_swiglu_hidden_examples(n_embd, multiple_of, want):
     hint = (f"8 * {n_embd} / 3 = {exact:.1f}, rounded UP to a multiple of {multiple_of}: "
             "multiple_of * ceil(8 * n_embd / (3 * multiple_of))")
     if got == multiple_of * math.floor(exact / multiple_of):
-        hint = "you rounded down: round UP, so SwiGLU never has fewer parameters than GELU; " + hint
+        # Here the nearest multiple is the lower one too: 256 (682.7 -> 704 up, 640 down)
+        # tells rounding to the nearest from rounding down.
+        try:
+            nearest = swiglu_hidden(256, 64) == 704
+        except Exception:
+            nearest = False
+        hint = ("you rounded to the nearest multiple (here the lower one): round UP, so SwiGLU "
+                "never has fewer parameters than GELU; " if nearest else
+                "you rounded down: round UP, so SwiGLU never has fewer parameters than GELU; "
+                ) + hint
     elif got == multiple_of * round(exact / multiple_of):
         hint = "you rounded to the nearest multiple: round UP; " + hint
     expect(isinstance(got, int) and not isinstance(got, bool),
@@ -123,14 +132,16 @@ def test_swiglu_hidden_is_the_smallest_multiple_at_or_above_8d_over_3(n_embd, mu
            hint="-(-8 * n_embd // (3 * multiple_of)) * multiple_of rounds up without floats")
 
 
-@pytest.mark.parametrize("args", [(0,), (-4,), (384, 0), (2.5,), (384, 6.4)], ids=str)
+@pytest.mark.parametrize("args", [(0,), (-4,), (384, 0), (2.5,), (384, 6.4), (True,),
+                                  (384, True)], ids=str)
 def test_swiglu_hidden_rejects_bad_sizes(args):
     with pytest.raises(ValueError) as info:
         swiglu_hidden(*args)
     bad, name = args[-1], "n_embd" if len(args) == 1 else "multiple_of"
     expect(str(bad) in str(info.value) and name in str(info.value), f"swiglu_hidden{args} "
            f"raised ValueError({str(info.value)!r}), which does not name {name} and its value "
-           f"{bad!r}", hint="e.g. 'multiple_of must be a positive int, got 6.4'")
+           f"{bad!r}", hint="e.g. 'multiple_of must be a positive int, got 6.4'; a bool is "
+                            "not a size (isinstance(True, int) is True: test for bool first)")
 
 
 # --- the module: names, sizes, parameter parity ---

@@ -43,7 +43,9 @@ class StaticKVCache:
         raise NotImplementedError(f"StaticKVCache.__init__: keys and values, zeros; {LESSON}")
 
     def __len__(self) -> int:
-        """Positions written so far by every layer (may exceed a rolling buffer's slots)."""
+        """Positions written so far by EVERY layer, the smallest count over the layers (may
+        exceed a rolling buffer's slots): between one layer's write and the next it still
+        says where the forward started."""
         raise NotImplementedError(f"StaticKVCache.__len__: count positions per layer; {LESSON}")
 
     def nbytes(self) -> int:
@@ -59,7 +61,9 @@ class StaticKVCache:
         mask; a full cache is a ValueError naming max_len. With a window: the buffer's slots
         in slot order, masked by the position each slot holds; a chunk whose first queries
         need keys it would overwrite is attended to (buffer + chunk) before it is written.
-        k and v of another dtype are stored in the cache's dtype.
+        k and v of another dtype are stored in the cache's dtype; k and v may require grad.
+        k not shaped (batch_size, n_kv_head, T, head_dim) with this cache's sizes, or v not
+        shaped like k, is a ValueError that gives the shape.
         """
         raise NotImplementedError(f"StaticKVCache.update: write in place, return a mask; {LESSON}")
 
@@ -88,11 +92,12 @@ class GroupedQueryAttention(nn.Module):
         """x (B, T, n_embd) -> (B, T, n_embd).
 
         positions: the (T,) absolute positions of x's tokens; by default start .. start+T-1
-        with start = len(kv_cache) (read before writing) or 0. Split c_attn(x) into q
-        (B, n_head, T, hd), k and v (B, n_kv_head, T, hd); q_norm/k_norm; RoPE on q and k at
-        `positions`; with a kv_cache (whose window must be this attention's, else a
-        ValueError), k, v, mask = kv_cache.update(layer, k, v), else the window mask; each
-        key/value head repeated for its group of query heads (repeat_interleave); sdpa
-        (dropout_p only while training); heads side by side; c_proj; resid_dropout.
+        with start = len(kv_cache) (read before writing; it counts on past a window) or 0.
+        Split c_attn(x) into q (B, n_head, T, hd), k and v (B, n_kv_head, T, hd);
+        q_norm/k_norm; RoPE on q and k at `positions`; with a kv_cache (whose window must be
+        this attention's, else a ValueError), k, v, mask = kv_cache.update(layer, k, v), else
+        the window mask; each key/value head repeated for its group of query heads
+        (repeat_interleave); sdpa (dropout_p only while training); heads side by side;
+        c_proj; resid_dropout.
         """
         raise NotImplementedError(f"GroupedQueryAttention.forward: see above; {LESSON}")

@@ -428,27 +428,6 @@ def test_cache_is_preallocated_at_the_formula(dtype, window):
     expect(len(cache) == 0, f"len() of a new cache is {len(cache)}, expected 0")
 
 
-@pytest.mark.parametrize("window", [None, 3], ids=["max_len", "rolling"])
-def test_cache_stores_keys_of_another_dtype_in_its_own(window):
-    cache = StaticKVCache(1, 1, 1, 2, 8, window=window, dtype=torch.float32)
-    for start, T in ((0, 2), (2, 1), (3, 1)):
-        k = torch.arange(start, start + T, dtype=torch.float64).view(1, 1, T, 1).expand(
-            1, 1, T, 2) + 0.25
-        try:
-            keys, values, mask = cache.update(0, k, -k)
-        except RuntimeError as err:
-            expect(False, f"update on a float32 cache (window={window}) with float64 k and v "
-                   f"raised RuntimeError: {err}",
-                   hint="convert what you write to the cache's dtype: k.to(self.keys.dtype) "
-                        "(under autocast, k may come in another dtype than the cache)")
-        seen = sorted(keys[0, 0, mask[-1], 0].tolist())
-        first = 0 if window is None else max(0, start + T - window)
-        want = [p + 0.25 for p in range(first, start + T)]
-        expect(seen == want, f"window={window}: after float64 keys for positions 0..{start + T - 1}"
-               f", the last query sees {seen}, expected {want}",
-               hint="store each key, converted to the cache's dtype, in its own slot")
-
-
 def test_everything_follows_the_device_it_is_given():
     held = StaticKVCache(1, 2, 2, 8, 16, window=3, device="meta")
     devices = {t.device.type for t in vars(held).values() if isinstance(t, torch.Tensor)}
@@ -480,6 +459,78 @@ def test_bytes_per_token_shrink_by_n_head_over_n_kv_head():
            f"  expected {want}\n  got      {per_token}",
            hint="2 (keys and values) * n_layer * n_kv_head * head_dim * 4 bytes: MHA with 6 "
                 "heads holds 6 times what MQA holds")
+
+
+def test_update_takes_keys_and_values_that_require_grad():
+    # In training the attention's k and v come from c_attn's weights: they carry autograd
+    # history, and update must write them as it writes plain tensors (a twin cache fed the
+    # same numbers without grad is the reference, so only autograd is tested here).
+    for window, chunks in [(None, [3, 1]), (3, [2, 1, 5])]:
+        cache, twin = (StaticKVCache(1, 1, 1, 2, max_len=4, window=window, dtype=torch.float64)
+                       for _ in range(2))
+        for T in chunks:
+            k = torch.randn(1, 1, T, 2, dtype=torch.float64)
+            want = twin.update(0, k, -k)
+            try:
+                got = cache.update(0, k.clone().requires_grad_(), (-k).requires_grad_())
+            except RuntimeError as err:
+                raise AssertionError(
+                    f"update(0, k, v) with k and v that require grad (window={window}, chunks "
+                    f"{chunks}) raised RuntimeError: {err}\n  hint: write k and v into buffers "
+                    "made with torch.zeros (no requires_grad) by indexing, keys[..., a:b, :] = k, "
+                    "or with index_copy_; never with out= or into a tensor that requires grad"
+                ) from None
+            same = all(torch.equal(g.detach(), w) for g, w in zip(got, want))
+            expect(same, f"window={window}, chunks {chunks}: update returned other keys, values "
+                   "or mask for k and v that require grad than for the same numbers without",
+                   hint="write k and v the same way whether or not they require grad")
+
+
+@pytest.mark.parametrize("window", [None, 2], ids=["max_len", "rolling"])
+def test_len_counts_the_positions_every_layer_has_written(window):
+    # A forward writes layer 0, then layer 1: in between, layer 1 has not written this step's
+    # positions, so len must still say where the forward started.
+    cache = StaticKVCache(2, 1, 1, 2, max_len=8, window=window, dtype=torch.float64)
+    written = 0
+    for T in (3, 1, 2):
+        k = torch.zeros(1, 1, T, 2, dtype=torch.float64)
+        cache.update(0, k, k)
+        expect(len(cache) == written, f"len(cache) is {len(cache)} after layer 0 wrote positions "
+               f"{written}..{written + T - 1} and before layer 1 did; expected {written} "
+               f"(window={window})",
+               hint="len counts the positions EVERY layer has written: min over the layers, "
+                    "not the first layer's count, nor the last one written")
+        cache.update(1, k, k)
+        written += T
+        expect(len(cache) == written, f"len(cache) is {len(cache)} after both layers wrote "
+               f"{written} positions (window={window})", hint="min over the layers' counts")
+
+
+def test_update_of_keys_shaped_unlike_the_cache_is_a_clear_error():
+    # The cache is made for batch 2 and 2 key/value heads of HD dimensions.
+    good = torch.zeros(2, 2, 1, HD, dtype=torch.float64)
+    bad = {"batch 1": (1, 2, 1, HD), "4 key/value heads": (2, 4, 1, HD),
+           f"head_dim {HD + 2}": (2, 2, 1, HD + 2), "no head axis": (2, 1, HD)}
+    for window in (None, 3):
+        for what, shape in bad.items():
+            for name, k, v in [("k", torch.zeros(shape), torch.zeros(shape)),
+                               ("v", good, torch.zeros(shape))]:
+                call = f"update with {name} shaped {shape} ({what}; window={window})"
+                try:
+                    make_cache(2, max_len=8, window=window).update(0, k, v)
+                except ValueError as err:
+                    expect(str(shape) in str(err) or str(list(shape)) in str(err),
+                           f"{call} raised ValueError({str(err)!r}), which does not give the "
+                           f"shape {shape}", hint="say what came and what the cache holds: "
+                                                  "(batch_size, n_kv_head, T, head_dim)")
+                    continue
+                except Exception as err:
+                    raise AssertionError(
+                        f"{call} raised {type(err).__name__}: {err}\n  hint: check k's and v's "
+                        "shapes against the cache's (batch_size, n_kv_head, T, head_dim) "
+                        "before writing, and raise a ValueError that gives them") from None
+                raise AssertionError(f"{call} raised no error\n  hint: a ValueError that "
+                                     "gives the shape")
 
 
 def test_update_returns_exactly_the_keys_each_query_may_see():
@@ -516,6 +567,33 @@ def test_update_returns_exactly_the_keys_each_query_may_see():
             start += T
             expect(len(cache) == start, f"len(cache) is {len(cache)} after {start} positions",
                    hint="len counts every position written, even beyond the buffer's slots")
+
+
+@pytest.mark.parametrize("window", [None, 3], ids=["max_len", "rolling"])
+def test_cache_stores_keys_of_another_dtype_in_its_own(window):
+    cache = StaticKVCache(1, 1, 1, 2, 8, window=window, dtype=torch.float32)
+    twin = StaticKVCache(1, 1, 1, 2, 8, window=window, dtype=torch.float64)
+    for start, T in ((0, 2), (2, 1), (3, 1)):
+        k = torch.arange(start, start + T, dtype=torch.float64).view(1, 1, T, 1).expand(
+            1, 1, T, 2) + 0.25
+        try:
+            keys, values, mask = cache.update(0, k, -k)
+        except RuntimeError as err:
+            expect(False, f"update on a float32 cache (window={window}) with float64 k and v "
+                   f"raised RuntimeError: {err}",
+                   hint="convert what you write to the cache's dtype: k.to(self.keys.dtype) "
+                        "(under autocast, k may come in another dtype than the cache)")
+        twin_keys, _, twin_mask = twin.update(0, k, -k)
+        seen = sorted(keys[0, 0, mask[-1], 0].tolist())
+        first = 0 if window is None else max(0, start + T - window)
+        want = [p + 0.25 for p in range(first, start + T)]
+        twin_right = sorted(twin_keys[0, 0, twin_mask[-1], 0].tolist()) == want
+        expect(seen == want, f"window={window}: after float64 keys for positions 0..{start + T - 1}"
+               f", the last query sees {seen}, expected {want}",
+               hint="store each key, converted to the cache's dtype, in its own slot"
+               if twin_right else "a float64 cache gets this wrong too, so it is not the dtype: "
+               "the mask or the slots are wrong (test_update_returns_exactly_the_keys_each_"
+               "query_may_see shows which keys each query sees)")
 
 
 @pytest.mark.parametrize("name", ["MHA", "GQA", "MQA", "GQA QK-norm bias"])
@@ -607,6 +685,24 @@ def test_rolling_cache_matches_windowed_attention_recomputed_from_scratch(data):
                       "must see the old keys it overwrites")
 
 
+def test_rolling_cache_with_default_positions_counts_past_the_window():
+    # No positions given: the tokens sit at len(cache) onwards, and past the window that is
+    # still the absolute position, not a slot.
+    attention = make_attention(21, n_kv_head=2, window=3)
+    x = random_x(2, 11, seed=22)
+    want = reference(attention.state_dict(), x, 2, torch.arange(11), window=3)
+    cache = make_cache(2, max_len=3, window=3)
+    pieces = [attention(x[:, :2], kv_cache=cache)]
+    pieces += [attention(x[:, t:t + 1], kv_cache=cache) for t in range(2, 8)]
+    pieces.append(attention(x[:, 8:], kv_cache=cache))  # a chunk after the buffer is full
+    expect_close(torch.cat(pieces, dim=1), want,
+                 "window 3, no positions given: 2 tokens, 6 one at a time, then 3, through a "
+                 "rolling cache vs windowed attention over positions 0..10", rel=1e-7, abs=1e-9,
+                 hint="the default positions are len(cache) .. len(cache) + T - 1, read before "
+                      "update: absolute positions that go on past the window (not len % window, "
+                      "not the number of filled slots)")
+
+
 def test_layers_share_one_cache_by_index():
     layers = [make_attention(18 + i, n_kv_head=2, window=3) for i in range(2)]
 
@@ -632,3 +728,18 @@ def test_layers_share_one_cache_by_index():
                        hint="a cache made for another window would give the wrong mask: raise a "
                             "ValueError that says to make the cache with the attention's window "
                             "(3)", shown="3")
+
+
+@pytest.mark.parametrize("windows", [(3, 5), (3, None), (None, 4)],
+                         ids=["window 3, cache 5", "window 3, no cache window",
+                              "no window, cache 4"])
+def test_a_cache_made_for_another_window_is_a_clear_error(windows):
+    window, cache_window = windows
+    attention = make_attention(23, n_kv_head=2, window=window)
+    expect_value_error(lambda: attention(random_x(2, 1, seed=24),
+                                         kv_cache=make_cache(2, 8, window=cache_window)),
+                       f"an attention with window {window} given a cache with window "
+                       f"{cache_window}",
+                       hint="compare kv_cache.window with the attention's own window (None "
+                            "included) and raise a ValueError that names the attention's",
+                       shown=str(window))

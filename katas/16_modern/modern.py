@@ -143,14 +143,16 @@ class ModernGPT(nn.Module):
         """idx (B, T) token ids -> (logits (B, T, vocab_size), mean cross-entropy or None).
 
         With a kv_cache, idx holds the tokens at positions len(kv_cache) onwards (read it once,
-        before any layer writes). A ValueError that mentions block_size when the positions
-        would reach block_size, unless the model is `rolling` (rope and a window); a
+        before the layers run). A ValueError that mentions block_size when the positions
+        would reach block_size, unless the model is `rolling` (rope AND a window: learned
+        positions with a window stop at block_size too); a
         ValueError giving idx's shape unless idx is (B, T) with at least one token.
         """
         raise NotImplementedError(f"ModernGPT.forward: positions, blocks, ln_f, lm_head; {LESSON}")
 
     def num_params(self) -> int:
-        """Number of parameters; the tied wte / lm_head weight counts once."""
+        """Number of parameters; the tied wte / lm_head weight counts once. Works on the
+        meta device too (count_params builds the model there)."""
         raise NotImplementedError(f"num_params: sum over self.parameters(); {LESSON}")
 
 

@@ -155,7 +155,9 @@ def test_gpt2_switches_are_kata_09s_model(bias):
     want, want_loss = reference(idx, targets)
     expect_close(got, want, "logits against kata 09's GPT on the same weights", rel=1e-9,
                  hint="GPT-2's switches: LayerNorm (with bias when bias=True), wpe added to wte, "
-                      "GELU MLP (kata 09's MLP), n_kv_head = n_head, no window, no QK-norm")
+                      "GELU MLP (kata 09's MLP), n_kv_head = n_head, no window, no QK-norm; "
+                      "and kata 09's pre-norm block: x = x + attn(ln_1(x)), then "
+                      "x = x + mlp(ln_2(x)) (the norm inside each branch, not after the sum)")
     expect_close(loss, want_loss, "loss against kata 09's GPT", rel=1e-9,
                  hint="F.cross_entropy over (B*T, vocab) logits and (B*T,) targets")
 
@@ -164,7 +166,9 @@ def test_gpt2_switches_are_kata_09s_model(bias):
 def test_each_switch_changes_its_part_and_only_it(switch):
     config = replace(GPT2, **SWITCHES[switch])
     expect_oracle_logits(config, hint=f"only {switch} differs from GPT-2 here: is the switch "
-                                      "read, and does it pick the right part?")
+                                      "read, and does it pick the right part? (When "
+                                      "test_gpt2_switches_are_kata_09s_model fails too, fix the "
+                                      "block first: pre-norm, x = x + attn(ln_1(x)))")
 
 
 @settings(max_examples=25)
@@ -313,6 +317,21 @@ def test_num_params_counts_each_part(changes):
                  f"num_params() with {switches(config)}", rel=0,
                  hint="the tied wte / lm_head counts once; no wpe with RoPE; SwiGLU is three "
                       "n_embd x hidden matrices; GQA's c_attn makes n_embd + 2*n_kv_head*head_dim")
+
+
+@pytest.mark.parametrize("changes", [{}, {"positions": "learned", "mlp": "gelu"}],
+                         ids=["modern", "gpt2"])
+def test_num_params_counts_on_the_meta_device_too(changes):
+    # count_params builds the model on the meta device (no memory for the weights): there
+    # every tensor has data_ptr() 0, so a count that tells tensors apart by address is wrong.
+    config = replace(ModernConfig(**SIZES), **changes)
+    with torch.device("meta"):
+        model = ModernGPT(config)
+    expect_close(model.num_params(), closed_form_count(config),
+                 f"num_params() of a model built on the meta device, {switches(config)}", rel=0,
+                 hint="sum(p.numel() for p in self.parameters()): parameters() already yields "
+                      "the tied wte / lm_head weight once; never tell tensors apart by "
+                      "data_ptr(), which is 0 for every tensor on the meta device")
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "medium"])
@@ -482,8 +501,9 @@ def test_the_rolling_cache_holds_window_slots_whatever_the_length():
 
 
 @pytest.mark.parametrize("changes,rolls", [({}, False), ({"positions": "learned"}, False),
+                                           ({"positions": "learned", "window": 4}, False),
                                            ({"window": 4}, True)],
-                         ids=["rope, no window", "learned", "rope+window"])
+                         ids=["rope, no window", "learned", "learned+window", "rope+window"])
 def test_only_a_rolling_model_reads_past_block_size(changes, rolls):
     config = replace(ModernConfig(**SIZES), **changes)
     model = make_model(config)
@@ -493,8 +513,27 @@ def test_only_a_rolling_model_reads_past_block_size(changes, rolls):
         expect(tuple(logits.shape) == (1, config.block_size + 5, config.vocab_size),
                f"logits shape {tuple(logits.shape)}")
         return
-    with pytest.raises(ValueError, match="block_size"):
-        model(idx)
+    cache = new_cache(model, 1)
+    model(idx[:, :config.block_size], kv_cache=cache)  # a full cache: one more is too many
+    for what, call in [(f"{config.block_size + 5} tokens", lambda: model(idx)),
+                       (f"one token after {config.block_size} cached positions",
+                        lambda: model(idx[:, -1:], kv_cache=cache))]:
+        try:
+            call()
+        except ValueError as err:
+            expect("block_size" in str(err), f"{what} with {switches(config)} raised "
+                   f"ValueError({str(err)!r}), which does not name block_size",
+                   hint="say that block_size is the limit, and to crop to idx[:, -block_size:]")
+            continue
+        except Exception as err:
+            raise AssertionError(
+                f"{what} with {switches(config)} raised {type(err).__name__}: {err}; expected "
+                "a ValueError naming block_size\n  hint: only a model with RoPE AND a window "
+                "(config.rolling) reads past block_size; learned positions have no embedding "
+                "for position block_size, window or not") from err
+        raise AssertionError(f"{what} with {switches(config)} raised no error; expected a "
+                             "ValueError naming block_size\n  hint: check start + T against "
+                             "block_size unless config.rolling")
 
 
 def test_generate_leaves_the_model_in_its_mode():

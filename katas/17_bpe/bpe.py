@@ -96,7 +96,8 @@ class BPETokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Token ids for text. Special tokens in text become their own id, never split; the
-        rest is cut into pieces, each encoded by encode_piece (cache them: words repeat)."""
+        rest is cut into pieces, each encoded by encode_piece, once per distinct piece over
+        the tokenizer's life (cache them in a dict: words repeat)."""
         raise NotImplementedError(f"BPETokenizer.encode: specials, pieces, encode_piece; {LESSON}")
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -107,8 +108,9 @@ class BPETokenizer:
     # --- saving, so that a checkpoint can carry it ---
 
     def to_dict(self) -> dict:
-        """JSON-able: {"kind": "bpe", "merges": [[a, b], ...], "special_tokens": [...]}.
-        The "kind" tells it apart from CharTokenizer's dict in a checkpoint."""
+        """JSON-able: exactly {"kind": "bpe", "merges": [[a, b], ...] (rank order),
+        "special_tokens": [names, in the order given]}. The "kind" tells it apart from
+        CharTokenizer's dict in a checkpoint."""
         raise NotImplementedError(f"BPETokenizer.to_dict: kind, merges, special tokens; {LESSON}")
 
     @classmethod

@@ -23,9 +23,11 @@ small_texts = st.lists(alphabet, max_size=60).map("".join)
 any_text = st.text(max_size=80)  # any Unicode: accents, CJK, emoji, controls
 
 
-def naive_merges(text: str, n_merges: int, specials=()) -> list[tuple[bytes, bytes]]:
+def naive_merges(text: str, n_merges: int, specials=(), history=None
+                 ) -> list[tuple[bytes, bytes]]:
     """The oracle: every piece occurrence kept as a list of byte strings; after each merge
-    every pair is counted again from scratch. Slow and obviously right."""
+    every pair is counted again from scratch. Slow and obviously right. `history`, a list,
+    receives the pair counts each merge chose from."""
     chunks = regex.split("|".join(map(regex.escape, specials)), text) if specials else [text]
     words = [[bytes([b]) for b in piece.encode("utf-8")]
              for chunk in chunks for piece in regex.findall(r50k_pat_str, chunk)]
@@ -34,6 +36,8 @@ def naive_merges(text: str, n_merges: int, specials=()) -> list[tuple[bytes, byt
         counts = Counter(pair for w in words for pair in zip(w, w[1:]))
         if not counts:
             break
+        if history is not None:
+            history.append(counts)
         best = max(counts, key=lambda pair: (counts[pair], pair))  # ties: greater pair
         merges.append(best)
         new_words = []
@@ -141,6 +145,37 @@ def test_merge_replaces_each_occurrence_left_to_right():
 # --- training ---
 
 
+# Texts that break a trainer's incremental update where it is easy to get wrong: a pair
+# that occurs twice in one piece (aaaa), pieces that lose a pair to an earlier merge but
+# stay listed under it (the a+b of "abc" after b+c), pairs that vanish and come back.
+TRAINER_TRAPS = ["aaaa", "aaaa aaaa aa", "abc abc bc bc ab", "abab abab ab",
+                 "aaabdaaabac", "the cat the hat that cat\n" * 3]
+
+
+def test_the_trainer_runs_through_the_cases_that_break_incremental_updates():
+    for text in TRAINER_TRAPS:
+        n = len(naive_merges(text, 40))
+        try:
+            tok = BPETokenizer.train(text, 256 + 40)
+        except NotImplementedError:
+            raise
+        except Exception as err:
+            hint = ("in the incremental update, after choosing best: for each piece listed "
+                    "under it that still contains it (skip the others: an earlier merge took "
+                    "their pair), take ALL its old pairs out of the counts (x its frequency), "
+                    "merge, put all its new pairs in; delete a pair only when its count "
+                    "reaches 0")
+            if isinstance(err, KeyError):
+                hint = (f"KeyError {err}: a pair was removed twice, or read after it was "
+                        "deleted. Taking the changed pieces' old pairs out already brings "
+                        "best's count to 0 (and deletes it): do not delete it again; " + hint)
+            raise AssertionError(f"BPETokenizer.train({text!r}, 256 + 40) raised "
+                                 f"{type(err).__name__}: {err}\n  hint: {hint}") from None
+        expect(len(tok.merges) == n, f"train({text!r}, 256 + 40) learned {len(tok.merges)} "
+               f"merges; the text has pairs for {n}",
+               hint="stop only when no pair is left, and never merge a pair whose count is 0")
+
+
 def test_worked_example_merges():
     # The lesson's example: aaabdaaabac, 4 merges, by hand.
     tok = trained("aaabdaaabac", 256 + 4)
@@ -148,9 +183,10 @@ def test_worked_example_merges():
     expect(tok.merges == want,
            f"merges learned from 'aaabdaaabac': expected {want} (aa, aaa, aaab, daaab), got "
            f"{tok.merges} ({[b''.join(p) for p in learned(tok)]})",
-           hint="merge 2 is a tie, aa+a and a+b both occur twice: the greater pair of byte "
-                "strings wins, (b'aa', b'a') > (b'a', b'b'). Merge 4 is a four-way tie of "
-                "pairs seen once: (b'd', b'aaab') is the greatest")
+           hint="merges are numbered from 0, as in the lesson's table. Merge 1 is a tie, "
+                "aa+a and a+b both occur twice: the greater pair of byte strings wins, "
+                "(b'aa', b'a') > (b'a', b'b'). Merge 3 is a four-way tie of pairs seen once: "
+                "(b'd', b'aaab') is the greatest")
     want_vocab = {256: b"aa", 257: b"aaa", 258: b"aaab", 259: b"daaab"}
     got_vocab = {i: tok.vocab.get(i) for i in want_vocab}
     expect(got_vocab == want_vocab and tok.vocab_size == 260,
@@ -182,16 +218,32 @@ def test_ties_go_to_the_greater_pair_of_byte_strings():
                     "pair seen, not the ids, not a + b")
 
 
+def first_difference_hint(got, want, history) -> str:
+    """Which mistake the first differing merge points to: a tie broken the wrong way (the
+    learner's pair was as frequent as the right one), or counts gone wrong."""
+    counting = ("count every adjacent pair inside each piece (in 'aaa' the pair (a, a) "
+                "counts twice), weighted by how often the piece occurs; after a merge, take "
+                "the changed words' old pairs out of the counts and put their new pairs in")
+    r = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), None)
+    if r is None or r >= len(history):
+        return counting + "; stop only when no pair is left"
+    counts = history[r]
+    if counts.get(got[r]) == counts[want[r]]:
+        return (f"merge {r} (numbered from 0) is a tie: {got[r]} and {want[r]} are both seen "
+                f"{counts[want[r]]} times. A tie goes to the greater pair of byte strings, "
+                "max by (vocab[a], vocab[b]): not the first pair seen, not the ids, not a + b")
+    return (f"merge {r} (numbered from 0): {want[r]} is seen {counts[want[r]]} times, your "
+            f"{got[r]} {counts.get(got[r], 0)}; " + counting)
+
+
 @given(small_texts, st.integers(0, 12))
 def test_training_agrees_with_the_naive_trainer(text, n):
-    want = naive_merges(text, n)
+    history = []
+    want = naive_merges(text, n, history=history)
     got = learned(trained(text, 256 + n))
     expect(got == want,
            f"merges learned from {text!r} with {n} merges asked:\n  expected {want}\n  got"
-           f"      {got}",
-           hint="count every adjacent pair inside each piece (in 'aaa' the pair (a, a) "
-                "counts twice), weighted by how often the piece occurs; after a merge, take the "
-                "changed words' old pairs out of the counts and put their new pairs in")
+           f"      {got}", hint=first_difference_hint(got, want, history))
 
 
 def test_the_number_of_merges():
@@ -420,6 +472,55 @@ def test_to_dict_is_json_and_rebuilds_the_same_tokenizer(corpus, n):
     text = corpus + EOT
     expect(again.encode(text) == tok.encode(text), f"the rebuilt tokenizer encodes {text!r} "
            "differently")
+
+
+def test_special_tokens_take_their_ids_in_the_order_given():
+    names = ["<|endoftext|>", "<pad>", "<a>"]  # not in alphabetical order
+    tok = BPETokenizer([(97, 97), (256, 97)], names)
+    want = {"<|endoftext|>": 258, "<pad>": 259, "<a>": 260}
+    expect(tok.special_tokens == want and list(tok.special_tokens) == names,
+           f"BPETokenizer(2 merges, {names}).special_tokens is {tok.special_tokens}; expected "
+           f"{want}, in that order", hint="give each special token the next id as it comes: "
+           "do not sort them (sort only a copy, for split_specials' longest-first pattern)")
+    d = tok.to_dict()
+    expect(d.get("special_tokens") == names if isinstance(d, dict) else False,
+           f"to_dict()['special_tokens'] is {d.get('special_tokens') if isinstance(d, dict) else d}"
+           f", expected {names}", hint="list the names in the order given")
+
+
+def test_to_dict_is_the_lesson_s_format():
+    tok = BPETokenizer([(97, 97), (256, 98)], ["<|endoftext|>"])
+    d = tok.to_dict()
+    want = {"kind": "bpe", "merges": [[97, 97], [256, 98]], "special_tokens": ["<|endoftext|>"]}
+    merges = d.get("merges") if isinstance(d, dict) else None
+    as_lists = ([list(m) for m in merges] if isinstance(merges, (list, tuple))
+                and all(isinstance(m, (list, tuple)) for m in merges) else merges)
+    expect(isinstance(d, dict) and {**d, "merges": as_lists} == want
+           and all(type(i) is int for m in as_lists for i in m),
+           f"to_dict() of a tokenizer with merges [(97, 97), (256, 98)] and <|endoftext|>:\n"
+           f"  expected {want}\n  got      {d}",
+           hint="exactly the three keys: kind 'bpe', merges as [a, b] lists of ints in rank "
+                "order, special_tokens as a list of the names (scripts read checkpoints by it)")
+
+
+def test_encode_encodes_each_distinct_piece_once():
+    tok = BPETokenizer([(ord(" "), ord("t")), (256, ord("o"))])
+    calls = Counter()
+    real = tok.encode_piece
+
+    def counted(piece):
+        calls[piece] += 1
+        return real(piece)
+
+    tok.encode_piece = counted  # an instance attribute: self.encode_piece finds it first
+    text = "to be or not to be to be\n" * 50
+    first, second = tok.encode(text), tok.encode(text)
+    expect(first == second, "encoding the same text twice gave different ids")
+    repeated = {piece: n for piece, n in calls.items() if n > 1}
+    expect(not repeated, f"encode called encode_piece more than once for the same piece "
+           f"(over two encodes of a text of {len(text)} characters): {repeated}",
+           hint="keep a dict piece -> ids on the tokenizer (made in __init__) and call "
+                "encode_piece only for a piece not in it yet")
 
 
 def test_save_and_load(tmp_path, shakespeare_tok):

@@ -12,7 +12,8 @@ from torch import Tensor
 
 
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """A ValueError that says what is wrong with a sampling setting, and how to fix it."""
+    """None when the sampling settings are good; else a ValueError that names the argument,
+    its value, and what it takes."""
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
             and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), "

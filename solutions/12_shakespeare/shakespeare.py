@@ -42,6 +42,7 @@ class TrainConfig:
     out_dir: str = "runs/shakespeare"
     compile: bool = False  # torch.compile the model (CUDA)
     parallel: str = "ddp"  # several processes: "ddp" replicates the model, "fsdp" shards it
+    optimizer: str = "adamw"  # or "muon": kata 18, Muon for hidden matrices (make_optimizer)
 
 
 def pick_device() -> str:
@@ -121,7 +122,10 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(checkpoint, tmp)
+        with open(tmp, "wb") as f:  # a file object: a full disk surfaces as its OSError
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())  # on the disk before the rename, not just in a buffer
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -221,6 +225,35 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoi
         set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"], options=options)
 
 
+OPTIMIZERS = ("adamw", "muon")
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device | str,
+                   sharded: bool = False) -> torch.optim.Optimizer:
+    """The optimizer cfg.optimizer names. Given; kata 18 explains Muon.
+
+    "adamw": AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, cfg.beta2)).
+    "muon": kata 18's muon_with_adamw: Muon for the hidden matrices, AdamW for embeddings,
+    head, gains and biases, all at cfg.lr (Moonshot's shape scale lets one learning rate
+    and one schedule serve both). Muon needs whole matrices, so not with FSDP. Kata 18 is
+    imported only here, so that training with AdamW never needs it.
+    """
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                                 betas=(0.9, cfg.beta2),
+                                 fused=torch.device(device).type in ("cuda", "cpu"))
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got "
+                         f"{cfg.optimizer!r}")
+    if sharded:
+        raise ValueError("optimizer='muon' orthogonalizes whole matrices, which FSDP shards: "
+                         "train with DDP (parallel='ddp'), or with optimizer='adamw'")
+    from muon import muon_with_adamw  # kata 18
+
+    return muon_with_adamw(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           betas=(0.9, cfg.beta2))
+
+
 # ---------------------------------------------------------------- the training loop
 
 
@@ -228,7 +261,8 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
           cfg: TrainConfig, device: torch.device | str = "cpu", resume: bool = False,
           should_stop: Callable[[int], bool] | None = None,
           log: Callable[[dict], None] | None = None) -> dict:
-    """Train with AdamW, clipping and warmup-cosine; evaluate, keep the best, stop early.
+    """Train with AdamW (or cfg.optimizer), clipping and warmup-cosine; evaluate, keep the
+    best, stop early.
 
     Writes out_dir/best.pt (best val loss so far) and out_dir/last.pt (for resuming) after
     each evaluation, and last.pt when stopping. A checkpoint holds "model", "model_config",
@@ -255,8 +289,7 @@ def train(model: GPT, tokenizer: CharTokenizer, train_data: Tensor, val_data: Te
     sharded = world > 1 and cfg.parallel == "fsdp"
     if sharded:
         shard_model(model)  # before the optimizer: it must hold the sharded parameters
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  betas=(0.9, cfg.beta2), fused=device.type in ("cuda", "cpu"))
+    optimizer = make_optimizer(model, cfg, device, sharded)
     # Two random streams: the batches (the same on every process: all draw the global batch
     # and keep their slice) and torch's global one (dropout, different on every process).
     batches = torch.Generator().manual_seed(cfg.seed)

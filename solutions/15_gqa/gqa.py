@@ -78,6 +78,12 @@ class StaticKVCache:
         Returns (keys, values, mask): what the T new queries attend to, and a (T, n_keys) bool
         mask, True where a query may see a key.
         """
+        _, B, KV, _, hd = self.keys.shape
+        if k.dim() != 4 or (k.shape[0], k.shape[1], k.shape[3]) != (B, KV, hd) \
+                or v.shape != k.shape:
+            raise ValueError(f"update takes k and v shaped (batch_size={B}, n_kv_head={KV}, T, "
+                             f"head_dim={hd}) as the cache was made; got k {tuple(k.shape)} "
+                             f"and v {tuple(v.shape)}")
         start, T = self.written[layer], k.shape[2]
         queries = torch.arange(start, start + T, device=k.device)
         keys, values = self.keys[layer], self.values[layer]  # views into the buffers
@@ -177,8 +183,10 @@ class GroupedQueryAttention(nn.Module):
             k = apply_rope(k, positions, self.rope_base)
 
         if kv_cache is None:
-            mask = None if self.window is None else sliding_window_mask(T, T, self.window,
-                                                                        x.device)
+            # A window as long as the sequence hides nothing the causal mask does not: then
+            # sdpa builds the causal mask itself (is_causal), which lets it pick the flash kernel.
+            covers = self.window is None or self.window >= T
+            mask = None if covers else sliding_window_mask(T, T, self.window, x.device)
         else:
             if kv_cache.window != self.window:
                 raise ValueError(f"the cache's window ({kv_cache.window}) must be the "
@@ -186,14 +194,15 @@ class GroupedQueryAttention(nn.Module):
                                  f"window={self.window}")
             k, v, mask = kv_cache.update(layer, k, v)
 
-        # Key/value head j serves query heads j*group .. (j+1)*group - 1: repeat each one
-        # `group` times in place (repeat_interleave), not the whole stack (repeat).
-        group = H // KV
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        # Key/value head j serves query heads j*group .. (j+1)*group - 1. enable_gqa=True does
+        # that grouping inside sdpa, without copying; it computes what
+        # k.repeat_interleave(group, dim=1) (each head next to its copies, not repeat) would.
         dropout_p = self.dropout if self.training else 0.0
-        if mask is None:  # no cache, no window: sdpa builds the causal mask itself
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        if mask is None:  # no cache, no window shorter than T: sdpa's own causal mask
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True,
+                                               enable_gqa=True)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                               enable_gqa=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))

@@ -1,7 +1,7 @@
 """Fetch the two data files, from their canonical URLs or a local mirror, and verify them.
 
-    python -m data                      # download what is missing
-    python -m data --mirror DIR         # copy from DIR instead (offline, CI)
+    python -m harness.data                      # download what is missing
+    python -m harness.data --mirror DIR         # copy from DIR instead (offline, CI)
 
 A file is only ever put in place after its sha256 matched, so a half-downloaded or corrupt
 file never stays where the katas read it.
@@ -18,7 +18,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent
+from harness.katas import ROOT
+
+DATA_DIR = ROOT / "data"  # beside the katas, also when this package is installed from a wheel
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,10 @@ def verified(name: str, data_dir: Path = DATA_DIR) -> Path:
         return path
     got = sha256_of(path)
     if got != FILES[name].sha256:
-        raise DataError(f"{path} is corrupt or edited: its sha256 is {got}, expected "
-                        f"{FILES[name].sha256}. Delete it, then: {HOW_TO_FIX}")
+        raise DataError(
+            f"{path} is corrupt or edited: its sha256 is {got}, expected "
+            f"{FILES[name].sha256}. Delete it, then: {HOW_TO_FIX}"
+        )
     seen[name] = stamp
     try:
         seen_file.write_text(json.dumps(seen))
@@ -117,13 +121,18 @@ def _verify_and_place(spec: DataFile, tmp: Path, dest: Path, source: str) -> Non
         raise DataError(
             f"{spec.name} from {source} has sha256 {got}, expected {spec.sha256}. "
             "The file is corrupt or a different version; nothing was written. "
-            "Replace the source file with the published one (URL in data/fetch.py)."
+            "Replace the source file with the published one (URL in harness/data/fetch.py)."
         )
     os.replace(tmp, dest)  # atomic: the file appears whole or not at all
 
 
-def fetch_one(name: str, data_dir: Path = DATA_DIR, mirror: Path | None = None,
-              url: str | None = None, timeout: float = 30.0) -> Path:
+def fetch_one(
+    name: str,
+    data_dir: Path = DATA_DIR,
+    mirror: Path | None = None,
+    url: str | None = None,
+    timeout: float = 30.0,
+) -> Path:
     """Put a verified copy of `name` in data_dir; return its path. Does nothing if it is there."""
     spec = FILES[name]
     dest = data_dir / name
@@ -145,14 +154,18 @@ def fetch_one(name: str, data_dir: Path = DATA_DIR, mirror: Path | None = None,
         else:
             source = url or spec.url
             try:
-                with urllib.request.urlopen(source, timeout=timeout) as response, \
-                        open(tmp, "wb") as out:
+                with (
+                    urllib.request.urlopen(source, timeout=timeout) as response,
+                    open(tmp, "wb") as out,
+                ):
                     shutil.copyfileobj(response, out)
             except (urllib.error.URLError, OSError) as err:
                 what = f"could not download {name} from {source}: {err}"
                 if dest.exists():  # the real problem is the local copy, not the network
-                    what = (f"{dest} is corrupt or edited (its sha256 is not the published "
-                            f"one), and a fresh copy could not be downloaded ({err})")
+                    what = (
+                        f"{dest} is corrupt or edited (its sha256 is not the published "
+                        f"one), and a fresh copy could not be downloaded ({err})"
+                    )
                 raise DataError(
                     f"{what}. Check your network, or copy it from a directory that holds "
                     f"it: make data DATA_MIRROR=dir"

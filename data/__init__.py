@@ -1,1 +1,0 @@
-"""The data step: `python -m data` (or `make data`) fetches and verifies the data files."""
