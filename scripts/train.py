@@ -493,10 +493,15 @@ def apply_flags(args: argparse.Namespace, train_fields: dict, model_fields: dict
         "patience": args.patience,
         "seed": args.seed,
     }
+    preset_steps = train_fields["max_steps"]
     train_fields.update({k: v for k, v in overrides.items() if v is not None})
     if args.lr is not None:
         train_fields["min_lr"] = args.lr / 10
-    train_fields["warmup_steps"] = min(train_fields["warmup_steps"], train_fields["max_steps"])
+    if train_fields["max_steps"] < preset_steps:
+        # A shorter run keeps the preset's shape: warmup takes the same share of it, so the
+        # learning rate still decays (STEPS=60 on `cpu`: 4 warmup steps, not all 60).
+        share = train_fields["warmup_steps"] / preset_steps
+        train_fields["warmup_steps"] = round(share * train_fields["max_steps"])
     if getattr(args, "compile", False):
         train_fields["compile"] = True
     if getattr(args, "fsdp", False):
@@ -565,7 +570,8 @@ def describe_run(
         f"{model_fields['n_layer']} layers, {model_fields['n_head']} heads, "
         f"{model_fields['n_embd']} dims, block {model_fields['block_size']}, dropout "
         f"{model_fields['dropout']}, vocabulary {vocab_size}); batch {cfg.batch_size}, "
-        f"lr {cfg.lr:g} -> {cfg.min_lr:g}, {cfg.max_steps} steps; run directory {out_dir}"
+        f"lr {cfg.lr:g} -> {cfg.min_lr:g} after {cfg.warmup_steps} warmup steps, {cfg.max_steps} "
+        f"steps; run directory {out_dir}"
     )
 
 

@@ -98,7 +98,10 @@ ALTERNATIVES = [
             (
                 """    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(checkpoint, tmp)
+        with open(tmp, "wb") as f:  # a file object: a full disk surfaces as its OSError
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())  # on the disk before the rename, not just in a buffer
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)""",

@@ -103,6 +103,7 @@ def copy_repository(dest: Path, keep=lambda path: True) -> Path:
         if keep(path):
             (dest / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / path, dest / path)
+    (dest / "data").mkdir(parents=True, exist_ok=True)
     for data in (ROOT / "data").glob("*.txt"):
         shutil.copy2(data, dest / "data" / data.name)
     return dest
@@ -449,7 +450,7 @@ def test_a_handout_passes_its_own_specs_once_solved(fresh, tmp_path):
     for kata in katas:
         for module in (ROOT / "solutions" / kata.dirname).glob("*.py"):
             shutil.copy2(module, dest / "katas" / kata.dirname / module.name)
-    fetched = run(["-m", "data", "--mirror", str(ROOT / "data")], dest)
+    fetched = run(["-m", "harness.data", "--mirror", str(ROOT / "data")], dest)
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     tested = run(["-m", "pytest", "-q", "katas"], dest)
     assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]

@@ -1002,6 +1002,7 @@ def kata02(tmp_path_factory) -> Path:
         ):
             (root / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / path, root / path)
+    (root / "data").mkdir(parents=True, exist_ok=True)
     for data in (ROOT / "data").glob("*.txt"):
         shutil.copy2(data, root / "data" / data.name)
     done = run(["-m", "harness.grade", "--update-manifest"], root)

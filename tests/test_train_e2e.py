@@ -77,6 +77,20 @@ def test_a_run_writes_its_outputs(run_dir):
     assert len(last["tokenizer"]["chars"]) == 65
 
 
+def test_a_short_run_keeps_the_presets_warmup_share_and_decays(run_dir):
+    # tiny: 100 warmup steps of 2,000; STEPS=4 keeps that share (0 steps), not 4 of 4.
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train"]["warmup_steps"] == 0, config["train"]
+    lrs = [
+        float(r.split(",")[5])
+        for r in (run_dir / "metrics.csv").read_text().splitlines()[1:]
+        if r.startswith("step")
+    ]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < lrs[0], (
+        f"the learning rate should decay over a short run, got {lrs}"
+    )
+
+
 def test_sample_continues_a_prompt_and_shows_the_top_candidates(run_dir):
     done = _run(
         "sample.py",
