@@ -159,19 +159,8 @@ def ablate(s: dict, data, device: str, out: Path) -> dict:
         runs = []
         for seed in s["seeds"]:
             torch.manual_seed(seed)
-            cfg = ex.TrainConfig(
-                batch_size=s["batch"],
-                max_steps=s["steps"],
-                lr=s["lr"],
-                min_lr=s["lr"] / 10,
-                warmup_steps=min(100, s["steps"] // 10),
-                eval_interval=s["eval_interval"],
-                eval_iters=s["eval_iters"],
-                patience=0,
-                seed=seed,
-                out_dir=str(out / f"{arm}-seed{seed}"),
-                optimizer="muon" if arm == "muon" else "adamw",
-            )
+            optimizer = "muon" if arm == "muon" else "adamw"
+            cfg = ex.run_config(s, s["lr"], seed, out / f"{arm}-seed{seed}", optimizer=optimizer)
             runs.append(ex.run(build(config, gelu_hidden), cfg, data, device, target=1.88))
         best, spread = ex.mean_and_spread([r["best_val"] for r in runs])
         reached = [r["seconds_to_target"] for r in runs if r["seconds_to_target"] is not None]

@@ -136,6 +136,24 @@ def finish(name: str, results: dict, started: float, directory: Path, table, plo
     print(f"{results['total_s']} s in all; written to {directory}/{name}.{{json,md,png}}")
 
 
+def run_config(s: dict, lr: float, seed: int, out_dir: Path, **more) -> TrainConfig:
+    """One experiment run's TrainConfig: the settings' batch, steps and evaluations; warmup
+    (a tenth of the run, at most 100 steps) and a cosine from lr to lr/10; no early stop."""
+    return TrainConfig(
+        batch_size=s["batch"],
+        max_steps=s["steps"],
+        lr=lr,
+        min_lr=lr / 10,
+        warmup_steps=min(100, s["steps"] // 10),
+        eval_interval=s["eval_interval"],
+        eval_iters=s["eval_iters"],
+        patience=0,
+        seed=seed,
+        out_dir=str(out_dir),
+        **more,
+    )
+
+
 def machine(device: str) -> dict:
     return {
         "device": device,

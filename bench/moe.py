@@ -99,18 +99,7 @@ def compare(s: dict, data, device: str, out: Path) -> dict:
         for seed in s["seeds"]:
             torch.manual_seed(seed)
             model = build(config)
-            cfg = ex.TrainConfig(
-                batch_size=s["batch"],
-                max_steps=s["steps"],
-                lr=s["lr"],
-                min_lr=s["lr"] / 10,
-                warmup_steps=min(100, s["steps"] // 10),
-                eval_interval=s["eval_interval"],
-                eval_iters=s["eval_iters"],
-                patience=0,
-                seed=seed,
-                out_dir=str(out / f"{arm}-seed{seed}"),
-            )
+            cfg = ex.run_config(s, s["lr"], seed, out / f"{arm}-seed{seed}")
             runs.append(ex.run(model, cfg, data, device, target=1.88))
             if isinstance(model, MoEGPT):  # the last forward: an evaluation batch
                 loads.append(model.expert_loads().tolist())

@@ -65,19 +65,7 @@ def sweep(s: dict, data, device: str, out: Path, runs: dict | None = None) -> di
         for name in OPTIMIZERS:
             torch.manual_seed(s["seed"])  # the same initial weights for every run
             model = GPT(GPTConfig(vocab_size=vocab, dropout=0.0, **s["size"]))
-            cfg = ex.TrainConfig(
-                batch_size=s["batch"],
-                max_steps=s["steps"],
-                lr=lr,
-                min_lr=lr / 10,
-                warmup_steps=min(100, s["steps"] // 10),
-                eval_interval=s["eval_interval"],
-                eval_iters=s["eval_iters"],
-                patience=0,
-                seed=s["seed"],
-                optimizer=name,
-                out_dir=str(out / f"{name}-lr{lr:g}"),
-            )
+            cfg = ex.run_config(s, lr, s["seed"], out / f"{name}-lr{lr:g}", optimizer=name)
             run = ex.run(model, cfg, data, device)
             runs[name][f"{lr:g}"] = run
             print(

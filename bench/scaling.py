@@ -73,18 +73,7 @@ def settings(device: str, quick: bool) -> dict:
 
 
 def train_config(s: dict, name: str, out: Path) -> ex.TrainConfig:
-    return ex.TrainConfig(
-        batch_size=s["batch"],
-        max_steps=s["steps"],
-        lr=2e-3,
-        min_lr=2e-4,
-        warmup_steps=min(100, s["steps"] // 10),
-        eval_interval=s["eval_interval"],
-        eval_iters=s["eval_iters"],
-        patience=0,
-        seed=1337,
-        out_dir=str(out / name),
-    )
+    return ex.run_config(s, 2e-3, 1337, out / name)
 
 
 def model_ladder(s: dict, data, device: str, out: Path) -> list[dict]:
