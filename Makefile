@@ -21,7 +21,6 @@ PROGRAM_ENV := $(if $(call given,IMPL),GPT_KATAS_IMPL=$(IMPL)) $(if $(REF),GPT_K
 	$(call yes,RECORD,GPT_KATAS_RECORD=1)
 # Benchmarks write under runs/bench/; RECORD=1 (a maintainer's full run) writes bench/results/.
 # ARCH=modern trains kata 16's model; NPROC=n runs n processes (DDP, or FSDP2 with FSDP=1).
-TRAINER = $(if $(NPROC),$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC),$(PY))
 
 .DEFAULT_GOAL := help
 .PHONY: help train speedrun sample microgpt test kata status hint watch grade handout \
@@ -40,8 +39,8 @@ help: ## list the targets
 # --- run the models -------------------------------------------------------------------
 
 train: setup data ## train a GPT on tiny Shakespeare, then print samples (PRESET=<a file in configs/> STEPS= BATCH= LR= DROPOUT= EVAL_INTERVAL= PATIENCE= SEED= OUT= DEVICE= THREADS= RESUME=1 OVERWRITE=1 COMPILE=1 ARCH=gpt2|modern MLP=moe N_EXPERT=8 TOP_K=2 NPROC=n FSDP=1 TOKENIZER=char|bpe BPE_VOCAB=768 OPTIM=adamw|muon)
-	@$(PROGRAM_ENV) $(TRAINER) scripts/train.py $(call flag,PRESET,--preset) $(call flag,STEPS,--steps) \
-		$(call flag,ARCH,--arch) $(call yes,FSDP,--fsdp) $(call flag,OPTIM,--optim) \
+	@$(PROGRAM_ENV) $(PY) scripts/train.py $(call flag,PRESET,--preset) $(call flag,STEPS,--steps) \
+		$(call flag,ARCH,--arch) $(call flag,NPROC,--nproc) $(call yes,FSDP,--fsdp) $(call flag,OPTIM,--optim) \
 		$(call flag,BATCH,--batch) $(call flag,LR,--lr) $(call flag,DROPOUT,--dropout) \
 		$(call flag,EVAL_INTERVAL,--eval-interval) $(call flag,PATIENCE,--patience) \
 		$(call flag,SEED,--seed) $(call flag,OUT,--out) $(call flag,DEVICE,--device) \
@@ -156,9 +155,11 @@ notebooks: setup data ## check every lesson notebook: stored as its source build
 mutate: setup data ## mutation testing of the solutions against their specs, slow (K=03 or K=01-04)
 	@nice $(PY) scripts/mutate.py $(if $(K),--kata $(K))
 
-bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, modern generation, BPE training -> runs/bench/ (RECORD=1: bench/results/)
+bench: setup data ## benchmarks: microGPT training speed, CPU GPT training, modern/GPT-2 throughput, where the training loop's time goes, modern generation, BPE training -> runs/bench/ (RECORD=1: bench/results/)
 	@$(PROGRAM_ENV) $(PY) bench/microgpt.py $(call flag,STEPS,--steps) $(call flag,SEED,--seed)
 	@$(PROGRAM_ENV) $(PY) bench/train_cpu.py
+	@$(PROGRAM_ENV) $(PY) bench/throughput.py
+	@$(PROGRAM_ENV) $(PY) bench/loop_profile.py
 	@$(PROGRAM_ENV) $(PY) bench/kv_cache.py
 	@$(PROGRAM_ENV) $(PY) bench/parts.py
 	@$(PROGRAM_ENV) $(PY) bench/generation.py

@@ -102,9 +102,7 @@ def settings(device: str, quick: bool) -> dict:
 
 def build(config: ModernConfig, gelu_hidden: int | None = None) -> ModernGPT:
     """Kata 16's model; with gelu_hidden, its GELU MLPs are that wide instead of 4 * n_embd."""
-    if config.mlp == "moe":
-        return MoEGPT(config)
-    model = ModernGPT(config)
+    model = ex.modern_model(config)
     if gelu_hidden:
         for block in model.transformer.h:
             block.mlp.c_fc = torch.nn.Linear(config.n_embd, gelu_hidden, bias=config.bias)

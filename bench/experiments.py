@@ -42,6 +42,14 @@ def shakespeare() -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
     return tokenizer, train_ids, val_ids
 
 
+def modern_model(config) -> torch.nn.Module:
+    """Kata 16's ModernGPT for a ModernConfig, or kata 19's MoEGPT when its mlp is "moe"."""
+    from modern import ModernGPT
+    from moe import MoEGPT
+
+    return MoEGPT(config) if config.mlp == "moe" else ModernGPT(config)
+
+
 def non_embedding_params(model: torch.nn.Module) -> int:
     """Parameters outside the token and position tables (Kaplan et al.'s N)."""
     return sum(

@@ -81,10 +81,6 @@ def arms(s: dict, vocab: int) -> dict[str, ModernConfig]:
     return {"dense": dense, "moe": moe, "moe-bias": dataclasses.replace(moe, balance="bias")}
 
 
-def build(config: ModernConfig) -> ModernGPT:
-    return MoEGPT(config) if config.mlp == "moe" else ModernGPT(config)
-
-
 def params(model: ModernGPT) -> tuple[int, int]:
     total = model.num_params()
     return (model.active_params() if isinstance(model, MoEGPT) else total), total
@@ -98,12 +94,12 @@ def compare(s: dict, data, device: str, out: Path) -> dict:
         runs, loads = [], []
         for seed in s["seeds"]:
             torch.manual_seed(seed)
-            model = build(config)
+            model = ex.modern_model(config)
             cfg = ex.run_config(s, s["lr"], seed, out / f"{arm}-seed{seed}")
             runs.append(ex.run(model, cfg, data, device, target=1.88))
             if isinstance(model, MoEGPT):  # the last forward: an evaluation batch
                 loads.append(model.expert_loads().tolist())
-        active, total = params(build(config))
+        active, total = params(ex.modern_model(config))
         best, spread = ex.mean_and_spread([r["best_val"] for r in runs])
         busiest = (max(max(layer) for layer in loads[0]) * config.n_expert) if loads else None
         results[arm] = {

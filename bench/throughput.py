@@ -39,7 +39,7 @@ harness.use(IMPL)  # must come before the kata imports below
 
 import models  # noqa: E402  (scripts/models.py: the gpt2 and modern models of a preset)
 import torch  # noqa: E402
-from train import load_preset  # noqa: E402  (scripts/train.py: configs/<preset>.json)
+from run_settings import load_preset  # noqa: E402  (scripts/run_settings.py: configs/<preset>.json)
 
 RESULTS = harness.results_dir() / "throughput.json"  # bench/results/ only with RECORD=1
 

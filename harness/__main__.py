@@ -1,4 +1,4 @@
-"""The learner's loop and the repository's own check.
+"""The learner's loop (test, kata, status, hint, watch) and the entry point of `check`.
 
     python -m harness [--impl katas|solutions] [--ref 01-07] COMMAND
 
@@ -7,7 +7,7 @@
     status        the progress table for every kata, without stopping (a report: exit 0)
     hint K        the next hint for kata K (--reset starts over)
     watch         rerun `test` whenever a file under katas/ changes
-    check         the repository's own verification (what CI runs)
+    check         the repository's own verification, what CI runs (harness/check.py)
 
 Each kata's specs run in a fresh pytest process with the `harness.report` plugin, which
 writes one JSON record per spec; everything below reads those records. `test` and `status`
@@ -23,102 +23,16 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from xml.etree import ElementTree
 
-from harness import status
+from harness import check, status
 from harness.katas import IMPLS, KATAS, ROOT, Kata, chosen_dirs, find_kata
+from harness.specs import Run, dim, green, indent, paint, red, run_kata
 
-COLOR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 HINT_STATE = ROOT / ".hints.json"
-
-
-def paint(text: str, code: str) -> str:
-    return f"\033[{code}m{text}\033[0m" if COLOR else text
-
-
-def green(text: str) -> str:
-    return paint(text, "32")
-
-
-def red(text: str) -> str:
-    return paint(text, "31")
-
-
-def dim(text: str) -> str:
-    return paint(text, "2")
-
-
-# --- running specs ---------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """The outcome of one pytest process: one record per spec (see harness/report.py)."""
-
-    records: list[dict]
-    output: str  # what pytest printed, for when something went wrong outside any spec
-    returncode: int
-    seconds: float
-
-    @property
-    def total(self) -> int:
-        return len(self.records)
-
-    @property
-    def passed(self) -> int:
-        return sum(r["outcome"] == "passed" for r in self.records)
-
-    @property
-    def failures(self) -> list[dict]:
-        return [r for r in self.records if r["outcome"] != "passed"]
-
-    @property
-    def ok(self) -> bool:
-        return self.total > 0 and self.passed == self.total
-
-
-def run_specs(paths: list[Path], impl: str, ref: str = "") -> Run:
-    start = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            *map(str, paths),
-            "-p",
-            "harness.report",
-            f"--report-to={report}",
-            f"--impl={impl}",
-            f"--ref={ref}",
-            "-q",
-        ]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        records = json.loads(report.read_text()) if report.exists() else []
-    output = proc.stdout + proc.stderr
-    if not records and proc.returncode not in (0, 5):
-        # pytest itself died (the code under test called os._exit, say): one error record.
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        records = [
-            {
-                "nodeid": " ".join(map(str, paths)),
-                "name": "(run)",
-                "outcome": "error",
-                "message": f"pytest exited with status {proc.returncode}",
-                "longrepr": tail,
-            }
-        ]
-    return Run(records, output, proc.returncode, time.monotonic() - start)
-
-
-def run_kata(kata: Kata, impl: str, ref: str = "") -> Run:
-    return run_specs(kata.specs(), impl, ref)
-
 
 # --- test / status ---------------------------------------------------------------------
 
@@ -235,13 +149,6 @@ def show_where(kata: Kata, impl: str) -> None:
         f"More:   make kata K={kata.number:02d} (every spec, verbose)   "
         f"make hint K={kata.number:02d} (a hint)"
     )
-
-
-def indent(text: str, prefix: str = "    ", max_lines: int = 25) -> str:
-    lines = text.strip().splitlines()
-    if len(lines) > max_lines:
-        lines = lines[:max_lines] + ["..."]
-    return "\n".join(prefix + line for line in lines)
 
 
 def unfinished_note(kata: Kata) -> str:
@@ -362,144 +269,6 @@ def cmd_watch(args) -> int:
     return 0
 
 
-# --- check: the repository's own verification -------------------------------------------
-
-
-@dataclass
-class Step:
-    name: str
-    passed: int = 0
-    problems: list[str] = field(default_factory=list)
-
-
-def check_solutions() -> Step:
-    step = Step("every spec passes on solutions/")
-    run = run_specs([ROOT / "katas"], "solutions")
-    step.passed = run.passed
-    step.problems = [
-        f"{r['nodeid']}: {r['outcome']}\n{indent(r['longrepr'] or r['message'])}"
-        for r in run.failures
-    ]
-    if run.total == 0:
-        step.problems.append("no spec ran on the solutions\n" + indent(run.output))
-    return step
-
-
-def check_stubs() -> Step:
-    """Every spec must fail on its stub, with every earlier kata taken from solutions/."""
-    step = Step("every spec fails on its stub")
-
-    def stub_run(kata: Kata) -> Run:
-        ref = f"1-{kata.number - 1}" if kata.number > 1 else ""
-        return run_kata(kata, "katas", ref)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = list(pool.map(stub_run, KATAS))
-    for kata, run in zip(KATAS, runs):
-        for r in run.records:
-            if r["name"] == "(import)":
-                step.problems.append(
-                    f"{r['nodeid']}: the spec file cannot import the stub; "
-                    f"a learner would see this, not the specs\n"
-                    f"{indent(r['longrepr'])}"
-                )
-            elif r["outcome"] in ("passed", "skipped"):
-                step.problems.append(
-                    f"{r['nodeid']} {r['outcome'].upper()} on the stub of "
-                    f"kata {kata.dirname}: it tests nothing the learner writes"
-                )
-            else:
-                step.passed += 1
-        if not run.records:
-            step.problems.append(f"kata {kata.dirname}: no spec ran on the stub")
-    return step
-
-
-def check_pytest(name: str, *pytest_args: str) -> Step:
-    """Run pytest, its progress shown as it goes; count from its JUnit XML, not its text."""
-    step = Step(name)
-    with tempfile.TemporaryDirectory() as tmp:
-        junit = Path(tmp) / "junit.xml"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "--tb=short",
-                f"--junitxml={junit}",
-                *pytest_args,
-            ],
-            cwd=ROOT,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        output = []
-        for line in proc.stdout:  # pytest's dots, so minutes of tests are never silent
-            output.append(line)
-            print(dim(f"    {line.rstrip()}"), flush=True)
-        proc.wait()
-        suites = ElementTree.parse(junit).getroot().iter("testsuite") if junit.exists() else []
-        for suite in suites:
-            not_passed = ("failures", "errors", "skipped")
-            counts = [int(suite.get(k, 0)) for k in not_passed]
-            step.passed += int(suite.get("tests", 0)) - sum(counts)
-    if proc.returncode != 0:
-        step.problems.append(indent("".join(output)[-8000:], ""))
-    return step
-
-
-def check_ruff() -> Step:
-    step = Step("ruff: lint and format are clean")
-    for command in (["check", "."], ["format", "--check", "."]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True
-        )
-        if proc.returncode != 0:
-            fix = "ruff check --fix ." if command[0] == "check" else "ruff format ."
-            step.problems.append(f"{proc.stdout}{proc.stderr}(fix: .venv/bin/python -m {fix})")
-    return step
-
-
-def cmd_check(args) -> int:
-    notebooks = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "katas").glob("*/*.ipynb"))
-    checks = [
-        check_solutions,
-        check_stubs,
-        lambda: check_pytest("the repository's own tests pass", "tests"),
-        check_ruff,
-    ]
-    if notebooks:
-        checks.append(
-            lambda: check_pytest(
-                "the lesson notebooks run (nbval)",
-                "--nbval-lax",
-                "--impl=solutions",
-                "--nbval-sanitize-with",
-                "harness/nbval_sanitize.cfg",
-                *notebooks,
-            )
-        )
-    steps = []
-    for check in checks:
-        start = time.monotonic()
-        step = check()
-        mark = green("✓") if not step.problems else red("✗")
-        print(
-            f"{mark} {step.name:<38} {step.passed:>5} ok  "
-            f"{dim(f'{time.monotonic() - start:.0f}s')}",
-            flush=True,
-        )
-        for problem in step.problems:
-            print(indent(problem, "    ! ", max_lines=300))
-        steps.append(step)
-    passed = sum(s.passed for s in steps)
-    failed = sum(len(s.problems) for s in steps)
-    print(f"check: {passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 # --- entry point -----------------------------------------------------------------------
 
 
@@ -532,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             "kata": cmd_kata,
             "hint": cmd_hint,
             "watch": cmd_watch,
-            "check": cmd_check,
+            "check": check.cmd_check,
         }[args.command](args)
     except ValueError as err:  # a bad K= or REF=
         parser.exit(2, f"{err}\n")

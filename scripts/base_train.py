@@ -25,6 +25,8 @@ import posttrain as pt  # scripts/posttrain.py (imports scripts/train.py: harnes
 import torch
 import train as trainer
 from guards import ArgumentParser, given_settings, validate_settings
+from run_log import RunLog
+from run_settings import add_run_flags
 from shakespeare import split_data
 
 import harness
@@ -36,7 +38,7 @@ def parse_args(argv=None):
     p = ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    trainer.add_run_flags(p)
+    add_run_flags(p)
     pt.add_track_flags(p)
     p.set_defaults(samples=5)
     return p.parse_args(argv)
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
         cfg,
         runtime,
         args.resume,
-        trainer.RunLog(out_dir, cfg),
+        RunLog(out_dir, cfg),
         title="the train names",
     )
     if result is None:

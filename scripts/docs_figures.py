@@ -58,8 +58,8 @@ def kata_points() -> dict[str, float]:
 
 
 def presets() -> list[str]:
-    """The presets `make train` takes: as scripts/train.py's presets() (posttrain*.json are the
-    post-training track's configs)."""
+    """The presets `make train` takes: as scripts/run_settings.py's presets() (posttrain*.json
+    are the post-training track's configs)."""
     return sorted(
         p.stem for p in (ROOT / "configs").glob("*.json") if not p.stem.startswith("posttrain")
     )

@@ -5,7 +5,7 @@
 
 Reads best.pt from the run directory `make train` writes with the same settings (runs/medium
 on a GPU, runs/cpu on a CPU; runs/cpu-modern with --arch modern, runs/cpu-modern-moe with
---arch modern --mlp moe, runs/cpu-bpe with --tokenizer bpe: train.run_name) unless --out or
+--arch modern --mlp moe, runs/cpu-bpe with --tokenizer bpe: run_settings.run_name) unless --out or
 --checkpoint says otherwise. The checkpoint says which model it holds. In a prompt, the
 two characters \\n stand for a newline.
 """
@@ -33,9 +33,9 @@ from guards import (  # noqa: E402  (scripts/guards.py)
     read_checkpoint,
     refuse,
 )
+from run_settings import default_preset, run_name  # noqa: E402  (the run directory train.py chose)
 from sampling import sample_next  # noqa: E402
 from shakespeare import pick_device  # noqa: E402
-from train import default_preset, run_name  # noqa: E402  (the run directory train.py chose)
 
 MAX_TOKENS = 1_000_000  # N_TOKENS above this is refused: hours of output no one reads
 CHUNK = 256  # tokens generated between two prints: the output streams as it is made

@@ -5,13 +5,13 @@
     python scripts/speedrun.py --optim muon --arch gpt2      # try another recipe
 
 The same run as scripts/train.py (its functions: the preset, the data, the model, the run
-directory and metrics.csv), through kata 12's train, which stops cleanly at the first
-evaluation whose val loss is <= --target-val (default: 1.88, what nanoGPT's README reports for
-its CPU setting, on a CPU; 1.47, its published GPU result, elsewhere). The clock starts when
-this program starts (imports, data and model included) and stops at that evaluation; the last
-line says when that was, or that the run ended without reaching it. Writes runs/speedrun (or
---out), replacing the run there. bench/speedrun_vs_nanogpt.py times it against nanoGPT's
-own train.py on the same machine.
+directory, metrics.csv and loss.png, and run_training, with Ctrl-C as a clean stop), which
+stops cleanly at the first evaluation whose val loss is <= --target-val (default: 1.88, what
+nanoGPT's README reports for its CPU setting, on a CPU; 1.47, its published GPU result,
+elsewhere). The clock starts when this program starts (imports, data and model included) and
+stops at that evaluation; the last line says when that was, or that the run ended without
+reaching it. Writes runs/speedrun (or --out), replacing the run there.
+bench/speedrun_vs_nanogpt.py times it against nanoGPT's own train.py on the same machine.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from pathlib import Path  # noqa: E402
 import models  # noqa: E402
 import torch  # noqa: E402
 import train as trainer  # noqa: E402  (scripts/train.py: its seams, and harness.use)
-from guards import validate_settings  # noqa: E402
-from shakespeare import train  # noqa: E402
+from guards import on_disk_errors, refuse, validate_settings  # noqa: E402
+from run_log import RunLog  # noqa: E402
+from run_settings import load_preset  # noqa: E402
 
 import harness  # noqa: E402
 
@@ -68,11 +69,11 @@ def main(argv=None) -> int:
     trainer.check_moe_flags(args)
     runtime = trainer.start_runtime(args)
     if runtime.distributed:
-        trainer.refuse("the speedrun is one process; `make train NPROC=n` trains on several")
+        refuse("the speedrun is one process; `make train NPROC=n` trains on several")
     cpu = torch.device(runtime.device).type == "cpu"
     target = own.target_val if own.target_val is not None else 1.88 if cpu else 1.47
     args.preset = args.preset or ("speedrun" if cpu else "medium")
-    model_fields, train_fields = trainer.load_preset(args.preset)
+    model_fields, train_fields = load_preset(args.preset)
     out_dir = Path(args.out)
     cfg, _ = trainer.settle_run(
         args, out_dir, train_fields, model_fields, f"configs/{args.preset}.json", runtime
@@ -98,29 +99,29 @@ def main(argv=None) -> int:
         flush=True,
     )
 
-    log = trainer.RunLog(out_dir, cfg)
     reached = {}
 
-    def on_event(event: dict) -> None:
-        log(event)
-        if event["kind"] == "eval" and not reached and event["val_loss"] <= target:
+    def at_target(event: dict) -> bool:
+        """The first evaluation at or below the target (its step, val loss and time) ends it."""
+        if not reached and event["val_loss"] <= target:
             reached.update(
                 step=event["step"], val=event["val_loss"], seconds=time.perf_counter() - STARTED
             )
+        return bool(reached)
 
-    try:
-        result = train(
-            model,
-            tokenizer,
-            train_ids,
-            val_ids,
-            cfg,
-            runtime.device,
-            should_stop=lambda step: bool(reached),
-            log=on_event,
-        )
-    finally:
-        log.close()
+    result, code = trainer.run_training(
+        model,
+        tokenizer,
+        train_ids,
+        val_ids,
+        cfg,
+        runtime,
+        False,
+        RunLog(out_dir, cfg),
+        on_eval=at_target,
+    )
+    if result is None:  # diverged, said in one line
+        return code
     if reached:
         print(
             f"speedrun: val {reached['val']:.4f} <= {target} at step {reached['step']}, "
@@ -132,8 +133,8 @@ def main(argv=None) -> int:
         f"(best val {result['best_val']:.4f} at step {result['best_step']}), "
         f"{time.perf_counter() - STARTED:.1f} s"
     )
-    return 1
+    return code or 1  # 130 after Ctrl-C
 
 
 if __name__ == "__main__":
-    sys.exit(harness.run_program(trainer.on_disk_errors(main)))
+    sys.exit(harness.run_program(on_disk_errors(main)))

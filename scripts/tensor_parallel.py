@@ -188,10 +188,11 @@ def main(argv=None) -> int:
     harness.use(harness.program_impl())
     import models
     import torch.distributed as dist
+    from guards import verified_data
+    from run_settings import load_preset
     from shakespeare import get_batch, split_data
     from tokenizer import CharTokenizer
     from torch.distributed.device_mesh import init_device_mesh
-    from train import load_preset, verified_data
 
     if "RANK" not in os.environ:
         print(

@@ -10,8 +10,8 @@ IMPL=katas` trains your own code). A preset is a file in configs/; flags overrid
     python scripts/train.py --arch modern         # kata 16's model at the same size
     python scripts/train.py --arch modern --mlp moe  # kata 19's experts, same active size
     python scripts/train.py --optim muon          # kata 18's Muon (AdamW for the rest)
-    torchrun --nproc_per_node=4 scripts/train.py  # the same run, data-parallel on 4 GPUs
-    torchrun --nproc_per_node=4 scripts/train.py --fsdp  # ... with the model sharded (FSDP2)
+    python scripts/train.py --nproc 4             # the same run, data-parallel on 4 GPUs
+    python scripts/train.py --nproc 4 --fsdp      # ... with the model sharded (FSDP2)
 
 Writes to the run directory (runs/<preset>[-modern][-moe][-bpe], or --out): best.pt,
 last.pt, metrics.csv, loss.png and config.json. Ctrl-C saves last.pt and exits with 130 (as
@@ -22,19 +22,21 @@ training at a time in a run directory (a second one refuses, naming the first on
 every file is written whole or not at all (a temporary file renamed into place; metrics.csv
 is appended to, and on resume rewritten that way with its rows up to the step resumed), so a
 kill -9 loses nothing saved, and a full disk is one line.
+
+This file holds the run's seams and main(); how a run's settings are chosen is
+scripts/run_settings.py, what a run writes while it trains scripts/run_log.py, and every
+check before it starts scripts/guards.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import signal
 import sys
-import time
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +49,6 @@ harness.use(harness.program_impl())  # reads GPT_KATAS_REF too
 import models  # noqa: E402  (scripts/models.py: gpt2 or modern)
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
-from gpt import PRESETS  # noqa: E402
 from guards import (  # noqa: E402  (scripts/guards.py: every check before a run starts)
     ArgumentParser,
     check_resume_model,
@@ -61,6 +62,18 @@ from guards import (  # noqa: E402  (scripts/guards.py: every check before a run
     verified_data,
     write_atomic,
 )
+from run_log import RunLog, plot_losses  # noqa: E402  (scripts/run_log.py: what a run writes)
+from run_settings import (  # noqa: E402  (scripts/run_settings.py: presets and flags)
+    add_run_flags,
+    apply_flags,
+    default_preset,
+    load_preset,
+    moe_settings,
+    presets,
+    run_name,
+    tokenizer_settings,
+    train_config,
+)
 from shakespeare import (  # noqa: E402
     OPTIMIZERS,
     TrainConfig,
@@ -71,79 +84,6 @@ from shakespeare import (  # noqa: E402
     train,
 )
 from tokenizer import CharTokenizer  # noqa: E402
-
-CONFIGS = ROOT / "configs"
-METRIC_COLUMNS = [
-    "kind",
-    "step",
-    "elapsed_s",
-    "loss",
-    "val_loss",
-    "lr",
-    "grad_norm",
-    "tokens_per_s",
-]
-
-
-def presets() -> list[str]:
-    """The files in configs/ that make train can use (posttrain*.json are the track's)."""
-    return sorted(p.stem for p in CONFIGS.glob("*.json") if not p.stem.startswith("posttrain"))
-
-
-def default_preset(device: str) -> str:
-    """A GPU trains the 10.7M-parameter model; a CPU a small one that finishes in minutes."""
-    return "cpu" if device == "cpu" else "medium"
-
-
-def run_name(
-    preset: str, arch: str = "gpt2", mlp: str | None = None, tokenizer: str = "char"
-) -> str:
-    """The default run directory's name, runs/<preset>[-modern][-moe][-bpe]: a modern run
-    never overwrites a GPT-2 one, an MoE run a dense one, nor a BPE run a character one.
-    scripts/sample.py reads the same name from the same settings."""
-    name = preset if arch == "gpt2" else f"{preset}-{arch}"
-    name = f"{name}-moe" if mlp == "moe" else name
-    return f"{name}-bpe" if tokenizer == "bpe" else name
-
-
-def load_preset(name: str) -> tuple[dict, dict]:
-    """(GPTConfig fields, TrainConfig fields) from configs/<name>.json."""
-    path = CONFIGS / f"{name}.json"
-    if not path.is_file() or name not in presets():
-        raise SystemExit(
-            f"no preset {name!r}: choose one of {', '.join(presets())} (files in {CONFIGS})"
-        )
-    config = json.loads(path.read_text())
-    model = dict(config["model"])
-    base = PRESETS[model.pop("preset")]  # a kata 09 preset, then the file's changes
-    return asdict(replace(base, **model)), dict(config["train"])
-
-
-def add_run_flags(p: argparse.ArgumentParser) -> None:
-    """The flags every run of kata 12's trainer takes (scripts/train.py, scripts/base_train.py):
-    how long and how fast to train, where, and what to do with a run already there.
-    guards.validate_settings checks each of them."""
-    p.add_argument("--steps", type=int, help="max_steps (the cosine ends there)")
-    p.add_argument("--batch", type=int, help="sequences per step (over all GPUs together)")
-    p.add_argument("--lr", type=float, help="peak learning rate (min_lr stays lr / 10)")
-    p.add_argument("--dropout", type=float, help="dropout probability in the model")
-    p.add_argument("--eval-interval", type=int, help="steps between evaluations")
-    p.add_argument("--eval-iters", type=int, help="batches per split in each evaluation")
-    p.add_argument(
-        "--patience",
-        type=int,
-        help="evaluations without improvement before stopping (0: never stop early)",
-    )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start a new run in a directory that holds one, replacing its checkpoints",
-    )
-    p.add_argument("--device", help="cuda, mps or cpu (default: the fastest there is)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
-    p.add_argument("--samples", type=int, default=2, help="samples printed at the end")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -174,9 +114,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-expert", type=int, help="experts per MoE layer (default 8)")
     p.add_argument("--top-k", type=int, help="experts each token uses (default 2)")
     p.add_argument(
+        "--nproc",
+        type=int,
+        help="train on this many processes (torchrun's; DDP, or FSDP2 with --fsdp), "
+        "after the settings are checked here once",
+    )
+    p.add_argument(
         "--fsdp",
         action="store_true",
-        help="under torchrun, shard the model with "
+        help="with --nproc (or under torchrun), shard the model with "
         "FSDP2 (fully_shard) instead of replicating it with DDP",
     )
     p.add_argument(
@@ -204,186 +150,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="BPE vocabulary size, the 256 bytes included (default 768)",
     )
     return p.parse_args(argv)
-
-
-class RunLog:
-    """The progress bar, the eval lines, and metrics.csv (one row per step and per eval).
-    Without a terminal (a log file, CI) there is no bar: a progress line every `every_s`
-    seconds between the eval lines says the step, the loss, the speed and the time left."""
-
-    every_s = 10.0  # seconds between two progress lines without a terminal
-
-    def __init__(self, out_dir: Path, cfg: TrainConfig):
-        from tqdm import tqdm
-
-        self.path = out_dir / "metrics.csv"
-        self.plain = not sys.stderr.isatty()
-        self.total = cfg.max_steps
-        self.bar = tqdm(total=cfg.max_steps, unit="step", dynamic_ncols=True, disable=self.plain)
-        self.said_at = 0.0  # when the last line was printed (perf_counter)
-        self.first_step = 0  # the step this process started at
-        self.file = None
-        self.started = None  # set when training starts (on_start)
-        self.elapsed_before = 0.0  # training time of the run this one resumes
-        self.tokens_per_s = None
-        self.note = lambda: ""  # more for the eval line (an MoE's expert load)
-
-    def __call__(self, event: dict) -> None:
-        getattr(self, "on_" + event["kind"])(event)
-
-    def on_start(self, event: dict) -> None:
-        self.started = time.perf_counter()
-        rows = []
-        if event["resumed"] and self.path.exists():  # keep history up to the resumed step
-            rows = [r for r in read_metrics(self.path) if int(r["step"]) <= event["step"]]
-            if rows:
-                self.elapsed_before = float(rows[-1]["elapsed_s"])
-        # The history is rewritten whole (a temporary file renamed over it), then appended
-        # to: a kill -9 at any moment leaves every row written before.
-        text = io.StringIO()
-        writer = csv.DictWriter(text, METRIC_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-        write_atomic(self.path, text.getvalue())
-        self.file = open(self.path, "a", newline="")
-        self.writer = csv.DictWriter(self.file, METRIC_COLUMNS)
-        self.bar.reset()
-        self.bar.update(event["step"])
-        self.said_at, self.first_step = self.started, event["step"]
-        if event["resumed"]:
-            print(f"resumed at step {event['step']}", flush=True)
-
-    def elapsed(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.started
-
-    def on_step(self, event: dict) -> None:
-        tps = event["tokens_per_s"]  # smoothed for display; every raw value goes to the file
-        smooth = self.tokens_per_s
-        self.tokens_per_s = tps if smooth is None else 0.9 * smooth + 0.1 * tps
-        self.writer.writerow(
-            {
-                "kind": "step",
-                "step": event["step"],
-                "elapsed_s": f"{self.elapsed():.3f}",
-                "loss": f"{event['loss']:.5f}",
-                "lr": f"{event['lr']:.4g}",
-                "grad_norm": f"{event['grad_norm']:.4f}",
-                "tokens_per_s": f"{tps:.0f}",
-            }
-        )
-        self.bar.set_postfix(
-            loss=f"{event['loss']:.3f}",
-            lr=f"{event['lr']:.2e}",
-            tok_s=f"{self.tokens_per_s:,.0f}",
-            refresh=False,
-        )
-        self.bar.update(1)
-        if self.plain and time.perf_counter() - self.said_at >= self.every_s:
-            self.say_progress(event)
-
-    def say_progress(self, event: dict) -> None:
-        """One progress line (instead of the bar's frames, which a log file would keep)."""
-        now = time.perf_counter()
-        self.said_at = now
-        step, done = event["step"], event["step"] - self.first_step
-        left = (self.total - step) * (now - self.started) / done if done > 0 else 0.0
-        left_text = f"{left / 60:.0f} min" if left >= 120 else f"{left:.0f}s"
-        print(
-            f"  step {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%): loss "
-            f"{event['loss']:.4f}, lr {event['lr']:.2e}, {self.tokens_per_s:,.0f} tok/s "
-            f"[{self.elapsed():.0f}s, about {left_text} left]",
-            flush=True,
-        )
-
-    def on_eval(self, event: dict) -> None:
-        self.writer.writerow(
-            {
-                "kind": "eval",
-                "step": event["step"],
-                "elapsed_s": f"{self.elapsed():.3f}",
-                "loss": f"{event['train_loss']:.5f}",
-                "val_loss": f"{event['val_loss']:.5f}",
-            }
-        )
-        self.file.flush()
-        speed = f", {self.tokens_per_s:,.0f} tok/s" if self.tokens_per_s else ""
-        self.bar.write(
-            f"step {event['step']:>5}: train {event['train_loss']:.4f}, val "
-            f"{event['val_loss']:.4f}{' (best)' if event['improved'] else ''}"
-            f" [{self.elapsed():.0f}s{speed}]{self.note()}"
-        )
-        sys.stdout.flush()
-        self.said_at = time.perf_counter()
-
-    def close(self) -> None:
-        self.bar.close()
-        if self.file:
-            self.file.close()
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """metrics.csv's rows, without a last row cut short by a kill (or any row that is not
-    whole)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    whole = []
-    for row in rows:
-        try:
-            int(row["step"]), float(row["elapsed_s"]), float(row["loss"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        whole.append(row)
-    return whole
-
-
-def plot_losses(metrics: Path, png: Path, title: str = "tiny Shakespeare") -> None:
-    """Train and val loss at each evaluation, the raw batch losses faintly, the best marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(metrics)
-    steps = [r for r in rows if r["kind"] == "step"]
-    evals = [r for r in rows if r["kind"] == "eval"]
-    if not evals:
-        return
-    fig, ax = plt.subplots(figsize=(8, 5))
-    if steps:
-        ax.plot(
-            [int(r["step"]) for r in steps],
-            [float(r["loss"]) for r in steps],
-            color="tab:blue",
-            alpha=0.2,
-            linewidth=0.8,
-            label="train (one batch)",
-        )
-    x = [int(r["step"]) for r in evals]
-    ax.plot(x, [float(r["loss"]) for r in evals], "o-", color="tab:blue", label="train")
-    ax.plot(x, [float(r["val_loss"]) for r in evals], "o-", color="tab:orange", label="val")
-    best = min(evals, key=lambda r: float(r["val_loss"]))
-    ax.axvline(int(best["step"]), color="gray", linestyle="--", linewidth=1)
-    ax.plot(
-        [int(best["step"])],
-        [float(best["val_loss"])],
-        "*",
-        color="red",
-        markersize=14,
-        label=f"best val {float(best['val_loss']):.4f} at step {best['step']}",
-    )
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats per token)")
-    ax.set_title(f"{title}: {png.parent.name}")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = png.with_name(f".{png.name}.{os.getpid()}.tmp")
-    try:  # written whole, then renamed over the old one
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, png)
-    finally:
-        tmp.unlink(missing_ok=True)
-        plt.close(fig)
 
 
 def make_tokenizer(kind: str, text: str, bpe_vocab: int):
@@ -482,44 +248,6 @@ def start_runtime(args: argparse.Namespace) -> Runtime:
     return Runtime(device, int(os.environ.get("RANK", 0)), distributed)
 
 
-def apply_flags(args: argparse.Namespace, train_fields: dict, model_fields: dict) -> None:
-    """The flags given on the command line, over a config's settings (in place)."""
-    overrides = {
-        "max_steps": args.steps,
-        "batch_size": args.batch,
-        "lr": args.lr,
-        "eval_interval": args.eval_interval,
-        "eval_iters": args.eval_iters,
-        "patience": args.patience,
-        "seed": args.seed,
-    }
-    preset_steps = train_fields["max_steps"]
-    train_fields.update({k: v for k, v in overrides.items() if v is not None})
-    if args.lr is not None:
-        train_fields["min_lr"] = args.lr / 10
-    if train_fields["max_steps"] < preset_steps:
-        # A shorter run keeps the preset's shape: warmup takes the same share of it, so the
-        # learning rate still decays (STEPS=60 on `cpu`: 4 warmup steps, not all 60).
-        share = train_fields["warmup_steps"] / preset_steps
-        train_fields["warmup_steps"] = round(share * train_fields["max_steps"])
-    if getattr(args, "compile", False):
-        train_fields["compile"] = True
-    if getattr(args, "fsdp", False):
-        train_fields["parallel"] = "fsdp"
-    if getattr(args, "optim", None):
-        train_fields["optimizer"] = args.optim
-    if args.dropout is not None:
-        model_fields["dropout"] = args.dropout
-
-
-def train_config(train_fields: dict, source: str) -> TrainConfig:
-    """Kata 12's TrainConfig from a config file's settings; an unknown one is named."""
-    unknown = set(train_fields) - {f.name for f in fields(TrainConfig)}
-    if unknown:
-        raise SystemExit(f"{source}: unknown train settings {sorted(unknown)}")
-    return TrainConfig(**train_fields)
-
-
 def settle_run(
     args: argparse.Namespace,
     out_dir: Path,
@@ -596,11 +324,20 @@ def run_training(
     resume: bool,
     log,
     title: str = "tiny Shakespeare",
+    on_eval: Callable[[dict], bool] | None = None,
 ) -> tuple[dict | None, int]:
     """Kata 12's train, with Ctrl-C as a clean stop (last.pt saved, exit code 130; a second
-    Ctrl-C aborts) and a diverged run as one line. Returns (train's result or None, the exit
-    code)."""
-    interrupted = False
+    Ctrl-C aborts) and a diverged run as one line. on_eval(event), given each evaluation's
+    log event (process 0's), returns True to stop there as cleanly, with exit code 0
+    (scripts/speedrun.py's target). Returns (train's result or None, the exit code)."""
+    interrupted = stop_at_eval = False
+
+    def on_event(event: dict) -> None:
+        nonlocal stop_at_eval
+        if log:
+            log(event)
+        if on_eval and event["kind"] == "eval" and on_eval(event):
+            stop_at_eval = True
 
     def on_sigint(signum, frame):
         nonlocal interrupted
@@ -622,11 +359,11 @@ def run_training(
             cfg,
             runtime.device,
             resume=resume,
-            should_stop=lambda step: interrupted,
-            log=log,
+            should_stop=lambda step: interrupted or stop_at_eval,
+            log=on_event,
         )
-        if result["stopped"] == "asked":  # saved; then the shell's code for Ctrl-C (128 + 2)
-            code = 130
+        if result["stopped"] == "asked" and not stop_at_eval:  # Ctrl-C, last.pt saved:
+            code = 130  # the shell's code for Ctrl-C (128 + 2)
         if runtime.distributed:  # no process tears down while process 0 still writes
             dist.barrier()
     except TrainingDiverged as err:
@@ -672,30 +409,66 @@ def check_moe_flags(args: argparse.Namespace) -> None:
         )
 
 
-def moe_settings(args: argparse.Namespace) -> str:
-    """MLP=moe and its sizes as given, for the hint that repeats a command."""
-    given = [("MLP", args.mlp), ("N_EXPERT", args.n_expert), ("TOP_K", args.top_k)]
-    return "".join(f" {name}={value}" for name, value in given if value is not None)
+def launch(nproc: int, argv: list[str]) -> int:
+    """NPROC=n: this command again on n processes, started by torchrun's launcher (run here, in
+    this process). A process that fails has printed its one line; the launcher's own report
+    of the failure (a traceback) is left out, and its exit code is returned."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    launcher = get_args_parser().parse_args(
+        ["--standalone", f"--nproc_per_node={nproc}", __file__, *argv]
+    )
+    try:
+        run(launcher)
+    except ChildFailedError as err:
+        return max(failure.exitcode for failure in err.failures.values()) or 1
+    return 0
 
 
-def tokenizer_settings(args: argparse.Namespace) -> str:
-    """TOKENIZER=bpe and a BPE_VOCAB other than the default, for the hint that repeats a
-    command (a run resumes only with its own tokenizer)."""
-    if args.tokenizer != "bpe":
-        return ""
-    return " TOKENIZER=bpe" + (f" BPE_VOCAB={args.bpe_vocab}" if args.bpe_vocab != 768 else "")
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line for the processes that --nproc starts: the same, less --nproc."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Before --nproc starts its processes: the settings that every one of them would refuse,
+    refused once (a resumed run's own batch is checked by the processes)."""
+    device = args.device or pick_device()
+    preset = args.preset or default_preset(torch.device(device).type)
+    _, train_fields = load_preset(preset)
+    check_moe_flags(args)
+    batch = args.batch or train_fields["batch_size"]
+    if batch % args.nproc:
+        refuse(
+            f"BATCH={batch} does not divide evenly over {args.nproc} processes: give a "
+            f"multiple of {args.nproc}"
+        )
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     validate_settings(args)
-    if args.fsdp and "RANK" not in os.environ:
-        print(
-            "--fsdp (FSDP=1) shards the model over several processes: start them with "
-            "torchrun (make train NPROC=2 FSDP=1)",
-            file=sys.stderr,
-        )
-        return 2
+    distributed = "RANK" in os.environ  # started by torchrun
+    if args.nproc is not None and not distributed:
+        if args.nproc < 1:
+            refuse(f"NPROC={args.nproc} cannot be used: give a number of processes, 1 or more")
+        preflight(args)
+        return launch(args.nproc, without_nproc(argv))
+    if args.fsdp and not distributed:
+        refuse("FSDP=1 shards the model over several processes: give NPROC=2 (or more) too")
     runtime = start_runtime(args)
     preset = args.preset or default_preset(torch.device(runtime.device).type)
     model_fields, train_fields = load_preset(preset)

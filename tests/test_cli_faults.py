@@ -130,34 +130,39 @@ def test_an_unknown_device_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_one_line(tmp_path):
-    """Under torchrun every process refuses before any process group or file; only the first
-    one says why (the launcher then adds its own report of the failed processes)."""
+    """NPROC=2 checks the batch once, before the launcher starts any process: one line, no
+    launcher traceback, nothing written."""
     out = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(ROOT / "scripts" / "train.py"),
-            *TINY,
-            "--batch",
-            "3",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    said = [line for line in (done.stdout + done.stderr).splitlines() if "error:" in line]
-    assert done.returncode != 0 and len(said) == 1, done.stdout + done.stderr
-    assert "BATCH=3" in said[0] and "2 processes" in said[0], said
-    assert 'File "' + str(ROOT / "scripts") not in done.stderr, done.stderr[-3000:]
+    done = run("train.py", *TINY, "--nproc", "2", "--batch", "3", "--out", str(out))
+    one_line(done, "BATCH=3", "2 processes")
     assert not out.exists()
+
+
+def test_a_process_that_fails_under_nproc_is_its_one_line_without_the_launchers_report(
+    tmp_path,
+):
+    """A refusal only the processes can make (here: a resumed run's own batch of 3, which does
+    not split over 2) reaches the user as that process's one line, with its exit code 2."""
+    out = tmp_path / "run"
+    first = run("train.py", *TINY, "--batch", "3", "--steps", "2", "--out", str(out))
+    assert first.returncode == 0, first.stderr[-2000:]
+    done = run(
+        "train.py",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--steps",
+        "4",
+        "--nproc",
+        "2",
+        "--resume",
+        "--out",
+        str(out),
+    )
+    one_line(done, "BATCH=3", "2 processes")
+    assert done.returncode == 2
+    assert "ChildFailedError" not in done.stderr, done.stderr[-3000:]
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def test_the_figures_follow_the_manifest_and_the_points():
             sys.executable,
             "-c",
             "import sys; sys.path.insert(0, 'scripts');"
-            "import train; print(' '.join(train.presets()))",
+            "import run_settings; print(' '.join(run_settings.presets()))",
         ],
         cwd=ROOT,
         capture_output=True,

@@ -74,6 +74,36 @@ def test_the_experiment_runs_end_to_end_in_quick_mode(tmp_path, experiment, keys
         assert (tmp_path / f"{experiment}.{suffix}").stat().st_size > 0
 
 
+def test_the_loop_profile_splits_the_whole_run_into_its_phases(tmp_path):
+    """bench/loop_profile.py --quick: every phase was seen, and the phases with the rest add up
+    to the run's wall-clock time (no time counted twice)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "loop_profile.py"),
+            "--quick",
+            "--device",
+            "cpu",
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=REFERENCE,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, f"bench/loop_profile.py --quick failed:\n{done.stderr[-3000:]}"
+    results = json.loads((tmp_path / "loop_profile.json").read_text())
+    seconds = results["seconds"]
+    for phase in ("forward", "backward", "optimizer", "data", "evaluation", "checkpoints"):
+        assert seconds[phase] > 0, f"no time was recorded for {phase!r}: {seconds}"
+    assert sum(seconds.values()) == pytest.approx(results["wall_s"], abs=0.02), (
+        f"the phases add up to {sum(seconds.values()):.2f} s, the run took "
+        f"{results['wall_s']} s: a phase is counted twice or missed. {seconds}"
+    )
+    assert seconds["the rest"] >= 0, f"more time in the phases than in the run: {seconds}"
+
+
 @pytest.mark.slow
 def test_the_ablation_arms_have_matched_parameter_counts():
     done = subprocess.run(

@@ -243,7 +243,7 @@ def test_check_reports_a_spec_that_passes_on_the_stub_by_name(sandbox):
         [
             sys.executable,
             "-c",
-            "from harness.__main__ import check_stubs; print('\\n'.join(check_stubs().problems))",
+            "from harness.check import check_stubs; print('\\n'.join(check_stubs().problems))",
         ],
         cwd=sandbox,
         capture_output=True,

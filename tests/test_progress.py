@@ -1,5 +1,5 @@
 """Progress that suits the output: `make microgpt` into a log file (no terminal) prints a few
-plain lines, not a progress bar's frames. (scripts/train.py's RunLog: tests/test_train_e2e.py.)"""
+plain lines, not a progress bar's frames. (scripts/run_log.py's RunLog: tests/test_train_e2e.py.)"""
 
 from __future__ import annotations
 

@@ -180,7 +180,7 @@ def test_ctrl_c_saves_and_resume_continues(tmp_path, shakespeare_path):
     assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["step"] == stopped_at + 2
 
 
-# train.py and sample.py both name the default run directory with train.run_name: each
+# train.py and sample.py both name the default run directory with run_settings.run_name: each
 # setting that changes what a run holds gets its own directory, and sample finds it.
 SAME_DIRECTORY = """
 import contextlib, io, json, sys
@@ -243,8 +243,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 sys.path.insert(0, "scripts")
-import train
-log = train.RunLog(Path(sys.argv[1]), SimpleNamespace(max_steps=40))
+import run_log
+log = run_log.RunLog(Path(sys.argv[1]), SimpleNamespace(max_steps=40))
 log.every_s = float(sys.argv[2])
 log({"kind": "start", "step": 0, "resumed": False})
 for step in range(1, 41):
@@ -407,25 +407,18 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(run_dir, tmp_path):
     assert not (resumed / ".last.pt.4242.tmp").exists() and "partial checkpoint" in out
 
 
-def torchrun_train(*args: str) -> subprocess.CompletedProcess:
-    """scripts/train.py on 2 gloo processes under torchrun; a failure shows what they said."""
+def train_on_two_processes(*args: str) -> subprocess.CompletedProcess:
+    """scripts/train.py --nproc 2 (make train NPROC=2): 2 gloo processes under torchrun's
+    launcher; a failure shows what they said."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(ROOT / "scripts" / "train.py"),
-            *args,
-        ],
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "--nproc", "2", *args],
         cwd=ROOT,
         env=_env(),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    # A worker's traceback comes first in stderr, torchrun's summary (with the root cause) last.
+    # A worker's traceback, if any, is in stderr: show its start and its end.
     lines = done.stderr.splitlines()
     report = "\n".join(lines if len(lines) <= 120 else [*lines[:80], "[...]", *lines[-40:]])
     assert done.returncode == 0, (
@@ -442,7 +435,7 @@ def test_ddp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     # (one float32 rounding step) on the reference; the bound is 1e-5.
     common = [*QUICK, "--steps", "4", "--samples", "0", "--patience", "0"]
     _run("train.py", *common, "--out", str(tmp_path / "single"))
-    done = torchrun_train(*common, "--out", str(tmp_path / "ddp"))
+    done = train_on_two_processes(*common, "--out", str(tmp_path / "ddp"))
     assert "x 2 processes" in done.stdout, done.stdout
     single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
