@@ -11,7 +11,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_train_e2e import QUICK, _run, torchrun_train  # noqa: E402  (one way to start them)
+from test_train_e2e import QUICK, _run, train_on_two_processes  # noqa: E402  (one way to start them)
 
 MODERN = [*QUICK, "--arch", "modern"]  # the tiny preset: block 128, 0.41M parameters
 
@@ -67,7 +67,7 @@ def test_fsdp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     # weights agree to about 3e-7 on the reference; the bound is 1e-5.
     common = [*MODERN, "--steps", "4", "--samples", "0", "--patience", "0"]
     _run("train.py", *common, "--out", str(tmp_path / "single"))
-    done = torchrun_train(*common, "--fsdp", "--out", str(tmp_path / "fsdp"))
+    done = train_on_two_processes(*common, "--fsdp", "--out", str(tmp_path / "fsdp"))
     assert "x 2 processes" in done.stdout, done.stdout
     single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     fsdp = torch.load(tmp_path / "fsdp" / "last.pt", weights_only=True)
@@ -76,7 +76,7 @@ def test_fsdp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     worst = max((fsdp["model"][k] - v).abs().max().item() for k, v in single["model"].items())
     assert worst < 1e-5, f"FSDP and single-process weights differ by up to {worst:.3g}"
     # The gathered checkpoint goes back into the shards: resume two more steps.
-    done = torchrun_train(
+    done = train_on_two_processes(
         *MODERN,
         "--steps",
         "6",
