@@ -22,6 +22,7 @@ import sys
 from dataclasses import asdict
 
 import posttrain as pt  # scripts/posttrain.py (imports scripts/train.py: harness.use() first)
+import processes  # scripts/processes.py: the device and torchrun's processes
 import torch
 import train as trainer
 from guards import ArgumentParser, given_settings, validate_settings
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     validate_settings(args)
     track = pt.load_config(args.config)
     config = track["base"]
-    runtime = trainer.start_runtime(args)
+    runtime = processes.start_runtime(args)
     out_dir = pt.stage_dir(args, "base")
     tok = pt.tokenizer()
     model_fields = {**config["model"], "vocab_size": tok.vocab_size}

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import models  # scripts/models.py
+import processes  # scripts/processes.py: the device and torchrun's processes
 import torch
 import train as trainer  # scripts/train.py: harness.use() on import, and the run's seams
 from guards import SETTINGS, ArgumentParser, read_checkpoint, refuse, verified_data
@@ -456,7 +457,7 @@ def start(args: argparse.Namespace, stage: str):
     model it starts from. Returns (settings, runtime, out_dir, model, tok, the path it started
     from, a Clock started now)."""
     settings = stage_settings(args, stage)
-    runtime = trainer.start_runtime(args)
+    runtime = processes.start_runtime(args)
     out_dir = prepare_stage_dir(args, stage)
     before = STARTS_FROM[stage]
     model, tok, _ = load_stage(args, before, runtime.device)

@@ -26,6 +26,8 @@ from dataclasses import asdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import models  # noqa: E402
+import processes  # noqa: E402  (scripts/processes.py: the device)
+import run_data  # noqa: E402  (scripts/run_data.py: the text and its tokenizer)
 import torch  # noqa: E402
 import train as trainer  # noqa: E402  (scripts/train.py: its seams, and harness.use)
 from guards import on_disk_errors, refuse, validate_settings  # noqa: E402
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
     own, args = parse_args(argv)
     validate_settings(args)
     trainer.check_moe_flags(args)
-    runtime = trainer.start_runtime(args)
+    runtime = processes.start_runtime(args)
     if runtime.distributed:
         refuse("the speedrun is one process; `make train NPROC=n` trains on several")
     cpu = torch.device(runtime.device).type == "cpu"
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
     cfg, _ = trainer.settle_run(
         args, out_dir, train_fields, model_fields, f"configs/{args.preset}.json", runtime
     )
-    tokenizer, train_ids, val_ids = trainer.shakespeare_data(args, out_dir)
+    tokenizer, train_ids, val_ids = run_data.shakespeare_data(args, out_dir)
     model_fields["vocab_size"] = tokenizer.vocab_size
     model_fields = models.model_fields(args.arch, model_fields, args.mlp, args.n_expert, args.top_k)
     model = trainer.new_model(model_fields, cfg.seed)

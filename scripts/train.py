@@ -24,8 +24,9 @@ is appended to, and on resume rewritten that way with its rows up to the step re
 kill -9 loses nothing saved, and a full disk is one line.
 
 This file holds the run's seams and main(); how a run's settings are chosen is
-scripts/run_settings.py, what a run writes while it trains scripts/run_log.py, and every
-check before it starts scripts/guards.py.
+scripts/run_settings.py, the text and its tokenizer scripts/run_data.py, the device and
+torchrun's processes scripts/processes.py, what a run writes while it trains
+scripts/run_log.py, and every check before it starts scripts/guards.py.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +57,12 @@ from guards import (  # noqa: E402  (scripts/guards.py: every check before a run
     given_settings,
     on_disk_errors,
     prepare_run_directory,
-    read_checkpoint,
     refuse,
     validate_settings,
-    verified_data,
     write_atomic,
 )
+from processes import Runtime, exit_without_teardown, launch, start_runtime, without_nproc  # noqa: E402
+from run_data import shakespeare_data  # noqa: E402
 from run_log import RunLog, plot_losses  # noqa: E402  (scripts/run_log.py: what a run writes)
 from run_settings import (  # noqa: E402  (scripts/run_settings.py: presets and flags)
     add_run_flags,
@@ -80,10 +81,8 @@ from shakespeare import (  # noqa: E402
     TrainingDiverged,
     load_checkpoint,
     pick_device,
-    split_data,
     train,
 )
-from tokenizer import CharTokenizer  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -152,56 +151,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_tokenizer(kind: str, text: str, bpe_vocab: int):
-    """Characters (kata 02), or byte-level BPE (kata 17) learned from the train split only."""
-    if kind == "char":
-        return CharTokenizer(text)
-    from bpe import BPETokenizer
-
-    if bpe_vocab < 256:
-        refuse(
-            f"BPE_VOCAB={bpe_vocab}: a byte-level BPE vocabulary holds the 256 bytes and "
-            "then the merges; give 256 or more (e.g. BPE_VOCAB=768)"
-        )
-    print(f"learning {bpe_vocab - 256} BPE merges from the train split...", flush=True)
-    tokenizer = BPETokenizer.train(text[: int(len(text) * 0.9)], bpe_vocab)
-    if tokenizer.vocab_size < bpe_vocab:
-        print(
-            f"BPE_VOCAB={bpe_vocab} is more than the train split allows: after "
-            f"{tokenizer.vocab_size - 256} merges no pair of tokens occurs twice, so the "
-            f"vocabulary is {tokenizer.vocab_size}",
-            flush=True,
-        )
-    return tokenizer
-
-
-def encode_splits(text: str, tokenizer):
-    """Train and val ids: kata 12's split_data for characters; for BPE the text is split at
-    90% of its characters first, as the merges were learned, and each side is encoded."""
-    if isinstance(tokenizer, CharTokenizer):
-        return split_data(text, tokenizer)
-    n_train = int(len(text) * 0.9)
-    return (
-        torch.tensor(tokenizer.encode(text[:n_train]), dtype=torch.long),
-        torch.tensor(tokenizer.encode(text[n_train:]), dtype=torch.long),
-    )
-
-
-def check_resume_tokenizer(last: Path, tokenizer) -> None:
-    """A run resumes only with the tokenizer it was trained with."""
-    saved = read_checkpoint(last, "Start over with OVERWRITE=1 (without RESUME)")["tokenizer"]
-    if saved != tokenizer.to_dict():
-        was = (
-            f"TOKENIZER=bpe BPE_VOCAB={256 + len(saved['merges'])}"
-            if saved.get("kind") == "bpe"
-            else "TOKENIZER=char"
-        )
-        refuse(
-            f"cannot resume {last}: it was trained with {was}; resume with the same "
-            "setting, or train into a new OUT=dir"
-        )
-
-
 def print_samples(best: Path, device: str, count: int, seed: int) -> None:
     model, tokenizer = models.model_from_checkpoint(load_checkpoint(best), device)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -216,36 +165,6 @@ def print_samples(best: Path, device: str, count: int, seed: int) -> None:
 # ---------------------------------------------------------------- the seams of a run
 # main() below is these steps in order; the post-training programs (scripts/base_train.py,
 # scripts/chat_*.py) call the same ones.
-
-
-@dataclass
-class Runtime:
-    """Where this process trains: the device, and its place among torchrun's processes."""
-
-    device: str
-    rank: int = 0
-    distributed: bool = False
-
-    @property
-    def world(self) -> int:
-        return dist.get_world_size() if self.distributed else 1
-
-
-def start_runtime(args: argparse.Namespace) -> Runtime:
-    """The device (--device, else the fastest), the process group under torchrun, threads."""
-    distributed = "RANK" in os.environ  # started by torchrun
-    device = args.device or pick_device()
-    if distributed:
-        local_rank = int(os.environ["LOCAL_RANK"])
-        if device == "cuda":
-            device = f"cuda:{local_rank}"
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if torch.device(device).type == "cuda":  # TF32 for what autocast leaves in fp32
-        torch.set_float32_matmul_precision("high")
-    return Runtime(device, int(os.environ.get("RANK", 0)), distributed)
 
 
 def settle_run(
@@ -263,16 +182,6 @@ def settle_run(
     return prepare_run_directory(
         args, out_dir, train_config(train_fields, source), model_fields, runtime.rank
     )
-
-
-def shakespeare_data(args: argparse.Namespace, out_dir: Path):
-    """(tokenizer, train ids, val ids) of tiny Shakespeare, with the tokenizer asked for."""
-    text = verified_data("tinyshakespeare.txt").read_text()
-    tokenizer = make_tokenizer(args.tokenizer, text, args.bpe_vocab)
-    if args.resume:
-        check_resume_tokenizer(out_dir / "last.pt", tokenizer)
-    train_ids, val_ids = encode_splits(text, tokenizer)
-    return tokenizer, train_ids, val_ids
 
 
 def new_model(model_fields: dict, seed: int) -> torch.nn.Module:
@@ -409,39 +318,6 @@ def check_moe_flags(args: argparse.Namespace) -> None:
         )
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """NPROC=n: this command again on n processes, started by torchrun's launcher (run here, in
-    this process). A process that fails has printed its one line; the launcher's own report
-    of the failure (a traceback) is left out, and its exit code is returned."""
-    import logging
-
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
-
-    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
-    launcher = get_args_parser().parse_args(
-        ["--standalone", f"--nproc_per_node={nproc}", __file__, *argv]
-    )
-    try:
-        run(launcher)
-    except ChildFailedError as err:
-        return max(failure.exitcode for failure in err.failures.values()) or 1
-    return 0
-
-
-def without_nproc(argv: list[str]) -> list[str]:
-    """The command line for the processes that --nproc starts: the same, less --nproc."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            kept.append(arg)
-    return kept
-
-
 def preflight(args: argparse.Namespace) -> None:
     """Before --nproc starts its processes: the settings that every one of them would refuse,
     refused once (a resumed run's own batch is checked by the processes)."""
@@ -528,16 +404,6 @@ def main(argv=None) -> int:
     elif args.samples > 0 and (out_dir / "best.pt").exists():
         print_samples(out_dir / "best.pt", runtime.device, args.samples, cfg.seed)
     return code
-
-
-def exit_without_teardown(code: int) -> None:
-    """End a torchrun process without the interpreter's teardown. By now everything is saved
-    and the process group is destroyed, yet torch's gloo backend can still abort in its C++
-    destructors at exit ("terminate called without an active exception", about 3 CPU runs
-    in 100), and torchrun would report that as a failed run."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

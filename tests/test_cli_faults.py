@@ -255,8 +255,8 @@ def test_sampling_streams_and_gives_the_tokens_asked_for(trained):
 
 def test_a_bpe_vocabulary_larger_than_the_text_allows_is_said(tmp_path):
     code = (
-        "import sys; sys.path.insert(0, 'scripts'); import train\n"
-        "tok = train.make_tokenizer('bpe', 'abcabcabd' * 20, 1000)\n"
+        "import sys; sys.path.insert(0, 'scripts'); import run_data\n"
+        "tok = run_data.make_tokenizer('bpe', 'abcabcabd' * 20, 1000)\n"
         "print('vocabulary', tok.vocab_size)\n"
     )
     done = subprocess.run(

@@ -39,16 +39,8 @@ def test_the_fit_refuses_too_few_points_with_a_reason():
         fit_power_law([1e4, 1e5], [2.0, 1.8])
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "experiment, keys",
-    [
-        ("scaling", ["models", "fit_N", "data", "fit_D"]),
-        ("ablate", ["arms"]),
-        ("muon", ["runs", "compare"]),
-    ],
-)
-def test_the_experiment_runs_end_to_end_in_quick_mode(tmp_path, experiment, keys):
+def quick_run(experiment: str, tmp_path: Path) -> dict:
+    """bench/<experiment>.py --quick on the CPU, its files in tmp_path: the results it wrote."""
     done = subprocess.run(
         [
             sys.executable,
@@ -67,7 +59,20 @@ def test_the_experiment_runs_end_to_end_in_quick_mode(tmp_path, experiment, keys
         text=True,
     )
     assert done.returncode == 0, f"bench/{experiment}.py --quick failed:\n{done.stderr[-3000:]}"
-    results = json.loads((tmp_path / f"{experiment}.json").read_text())
+    return json.loads((tmp_path / f"{experiment}.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "experiment, keys",
+    [
+        ("scaling", ["models", "fit_N", "data", "fit_D"]),
+        ("ablate", ["arms"]),
+        ("muon", ["runs", "compare"]),
+    ],
+)
+def test_the_experiment_runs_end_to_end_in_quick_mode(tmp_path, experiment, keys):
+    results = quick_run(experiment, tmp_path)
     for key in keys:
         assert results.get(key), f"{experiment}.json has no {key!r}: {sorted(results)}"
     for suffix in ("md", "png"):
@@ -77,23 +82,7 @@ def test_the_experiment_runs_end_to_end_in_quick_mode(tmp_path, experiment, keys
 def test_the_loop_profile_splits_the_whole_run_into_its_phases(tmp_path):
     """bench/loop_profile.py --quick: every phase was seen, and the phases with the rest add up
     to the run's wall-clock time (no time counted twice)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "loop_profile.py"),
-            "--quick",
-            "--device",
-            "cpu",
-            "--results",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=REFERENCE,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"bench/loop_profile.py --quick failed:\n{done.stderr[-3000:]}"
-    results = json.loads((tmp_path / "loop_profile.json").read_text())
+    results = quick_run("loop_profile", tmp_path)
     seconds = results["seconds"]
     for phase in ("forward", "backward", "optimizer", "data", "evaluation", "checkpoints"):
         assert seconds[phase] > 0, f"no time was recorded for {phase!r}: {seconds}"
