@@ -8,7 +8,11 @@ Forward + backward time of one layer on a (tokens, n_embd) float32 activation, m
 --repeats runs after a warm-up, with the parameters each one holds:
   - norms: nn.LayerNorm (with and without bias) against kata 13's RMSNorm (the reference
     solution unless GPT_KATAS_IMPL says otherwise) and torch.nn.RMSNorm;
-  - MLPs: kata 09's GELU MLP (4 n_embd wide) against kata 14's SwiGLU (swiglu_hidden wide).
+  - MLPs: kata 09's GELU MLP (4 n_embd wide) against kata 14's SwiGLU (swiglu_hidden wide),
+    with its gate through F.silu (the reference's fast form) and through the kata's own silu;
+  - RoPE: kata 13's apply_rope (each pair turned as a complex number, the reference's fast
+    form) against the same turn written as the 2-D rotation of each pair (four products),
+    on the activation cut into heads of 64 at positions 0 .. tokens - 1.
 --compile adds the kata's RMSNorm and SwiGLU through torch.compile (one fused kernel where
 the compiler can make one).
 Results go to bench/results/parts.json. Nothing here asserts: it measures, on whatever else
@@ -36,8 +40,8 @@ import harness  # noqa: E402
 IMPL = harness.program_impl()
 harness.use(IMPL)  # must come before the kata imports below
 
-from rope import RMSNorm  # noqa: E402
-from swiglu import SwiGLU, swiglu_hidden  # noqa: E402
+from rope import RMSNorm, apply_rope, rope_angles  # noqa: E402
+from swiglu import SwiGLU, silu, swiglu_hidden  # noqa: E402
 
 RESULTS = harness.results_dir() / "parts.json"  # bench/results/ only with RECORD=1
 
@@ -51,6 +55,35 @@ class GeluMLP(nn.Sequential):
             nn.GELU(),
             nn.Linear(4 * n_embd, n_embd, bias=False),
         )
+
+
+class SwiGLUOwnSilu(SwiGLU):
+    """Kata 14's SwiGLU with the gate through silu(x) = x * sigmoid(x): three kernels, not one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.w2(silu(self.w1(x)) * self.w3(x)))
+
+
+def rotate_pairs(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """RoPE as kata 13's lesson first writes it: [[cos, -sin], [sin, cos]] on every pair."""
+    work = torch.promote_types(x.dtype, torch.float32)
+    angles = rope_angles(positions, x.shape[-1], dtype=work)
+    cos, sin = angles.cos(), angles.sin()
+    a, b = x.to(work).unflatten(-1, (x.shape[-1] // 2, 2)).unbind(-1)
+    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2).to(x.dtype)
+
+
+class Rope(nn.Module):
+    """A RoPE function as a layer: (tokens, C) cut into C // 64 heads, positions 0 .. tokens-1."""
+
+    def __init__(self, turn):
+        super().__init__()
+        self.turn = turn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        heads = x.unflatten(-1, (-1, 64)).transpose(0, 1)  # (C // 64, tokens, 64)
+        positions = torch.arange(x.shape[0], device=x.device)
+        return self.turn(heads, positions).transpose(0, 1).flatten(-2)
 
 
 def time_layer(layer: nn.Module, x: torch.Tensor, repeats: int) -> float:
@@ -100,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("n_embd", "tokens", "repeats", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.n_embd % 64:
+        parser.error("--n-embd must be a multiple of 64 (RoPE is timed on heads of 64)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     C = args.n_embd
@@ -117,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         "mlp": {
             "GELU MLP (kata 09)": GeluMLP(C),
             f"SwiGLU (kata 14, hidden {swiglu_hidden(C)})": SwiGLU(C),
+            "SwiGLU, gate through x * sigmoid(x)": SwiGLUOwnSilu(C),
+        },
+        "rope": {
+            "RoPE (kata 13: pairs as complex numbers)": Rope(apply_rope),
+            "RoPE as 2-D rotations (four products)": Rope(rotate_pairs),
         },
     }
     if args.compile:
@@ -141,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             ms = time_layer(layer, x, args.repeats)
             params = sum(p.numel() for p in layer.parameters())
             figures[kind][name] = {"ms": round(ms, 3), "params": params}
-            print(f"  {name:<34} {ms:8.2f} ms   {params:>10,} parameters")
+            print(f"  {name:<42} {ms:8.2f} ms   {params:>10,} parameters")
 
     figures["machine"] = {
         "cpus": os.cpu_count(),

@@ -157,6 +157,28 @@ ALTERNATIVES = [
             ),
         ),
     ),
+    Rewrite(
+        "13_rope",
+        "rope.py",
+        "each pair turned by the real 2-D rotation, not as a complex number",
+        (
+            (
+                "    turn = torch.complex(angles.cos(), angles.sin())  # broadcast over the leading dims\n"
+                "    pairs = torch.view_as_complex(x.to(work).unflatten(-1, (head_dim // 2, 2)).contiguous())\n"
+                "    return torch.view_as_real(pairs * turn).flatten(-2).to(x.dtype)\n",
+                "    cos, sin = angles.cos(), angles.sin()\n"
+                "    a, b = x.to(work).unflatten(-1, (head_dim // 2, 2)).unbind(-1)\n"
+                "    rotated = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)\n"
+                "    return rotated.flatten(-2).to(x.dtype)\n",
+            ),
+        ),
+    ),
+    Rewrite(
+        "14_swiglu",
+        "swiglu.py",
+        "the gate through the kata's own silu, not F.silu",
+        (("self.w2(F.silu(self.w1(x)) * self.w3(x))", "self.w2(silu(self.w1(x)) * self.w3(x))"),),
+    ),
 ]
 
 CLIP = "        grad_norm = clip_grad_norm(model.parameters(), cfg.grad_clip).item()\n"

@@ -1,0 +1,57 @@
+"""`make speedrun` (scripts/speedrun.py): it stops at the first evaluation that reaches the
+target and says when, or says in one line that the target was not reached. Tiny runs: the
+figures themselves come from bench/speedrun_vs_nanogpt.py, never from a test."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--preset", "tiny", "--batch", "4", "--eval-interval", "2", "--eval-iters", "2",
+        "--device", "cpu", "--seed", "3", "--samples", "0"]  # fmt: skip
+
+
+def speedrun(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, GPT_KATAS_IMPL="solutions", GPT_KATAS_REF="", OMP_NUM_THREADS="1")
+    env.pop("RANK", None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "speedrun.py"), *TINY,
+         "--out", str(tmp_path / "run"), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def evaluated_steps(run: Path) -> list[int]:
+    with open(run / "metrics.csv", newline="") as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row["kind"] == "eval"]
+
+
+def test_the_speedrun_stops_at_the_first_evaluation_that_reaches_the_target(
+    tmp_path, shakespeare_path
+):
+    # An untrained model's val loss is about ln 65 = 4.17, under 5: the evaluation at step 0
+    # already reaches the target, so the run ends there.
+    done = speedrun(tmp_path, "--steps", "8", "--target-val", "5")
+    assert done.returncode == 0, f"expected exit 0, got {done.returncode}:\n{done.stderr[-2000:]}"
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("speedrun: val ") and "<= 5.0 at step 0," in last, (
+        f"expected the last line to say the target was reached at step 0, got: {last!r}"
+    )
+    assert "s after the start" in last, f"expected the time since the start, got: {last!r}"
+    steps = evaluated_steps(tmp_path / "run")
+    assert steps == [0], f"expected the run to stop after its first evaluation, evaluated {steps}"
+
+
+def test_a_target_not_reached_is_one_line_and_exit_1(tmp_path, shakespeare_path):
+    done = speedrun(tmp_path, "--steps", "4", "--target-val", "0.01")
+    assert done.returncode == 1, f"expected exit 1, got {done.returncode}:\n{done.stderr[-2000:]}"
+    assert "Traceback" not in done.stderr, f"expected no traceback, got:\n{done.stderr[-2000:]}"
+    last = done.stdout.strip().splitlines()[-1]
+    assert "the target val <= 0.01 was not reached in 4 steps" in last, (
+        f"expected one line saying the target was not reached in 4 steps, got: {last!r}"
+    )
+    assert evaluated_steps(tmp_path / "run")[-1] == 4, "expected the run to go to its last step"
