@@ -21,6 +21,7 @@ import time
 STARTED = time.perf_counter()  # before the imports: torch's import is part of the run
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -69,6 +70,10 @@ def main(argv=None) -> int:
     own, args = parse_args(argv)
     validate_settings(args)
     trainer.check_moe_flags(args)
+    if own.target_val is not None and not 0 < own.target_val < math.inf:
+        refuse(f"TARGET={own.target_val}: the target val loss is a positive number, e.g. 1.88")
+    if args.nproc is not None:
+        refuse("NPROC: the speedrun is one process; `make train NPROC=n` trains on several")
     runtime = processes.start_runtime(args)
     if runtime.distributed:
         refuse("the speedrun is one process; `make train NPROC=n` trains on several")

@@ -179,6 +179,25 @@ ALTERNATIVES = [
         "the gate through the kata's own silu, not F.silu",
         (("self.w2(F.silu(self.w1(x)) * self.w3(x))", "self.w2(silu(self.w1(x)) * self.w3(x))"),),
     ),
+    Rewrite(
+        "15_gqa",
+        "gqa.py",
+        "keys and values copied per query head, and the causal mask made explicitly",
+        (
+            (
+                "        if mask is None:  # no cache, no window shorter than T: sdpa's own causal mask\n"
+                "            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True,\n"
+                "                                               enable_gqa=True)\n"
+                "        else:\n"
+                "            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,\n"
+                "                                               enable_gqa=True)\n",
+                "        k, v = k.repeat_interleave(H // KV, dim=1), v.repeat_interleave(H // KV, dim=1)\n"
+                "        if mask is None:\n"
+                "            mask = sliding_window_mask(T, T, None, x.device)\n"
+                "        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)\n",
+            ),
+        ),
+    ),
 ]
 
 CLIP = "        grad_norm = clip_grad_norm(model.parameters(), cfg.grad_clip).item()\n"

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--preset", "tiny", "--batch", "4", "--eval-interval", "2", "--eval-iters", "2",
         "--device", "cpu", "--seed", "3", "--samples", "0"]  # fmt: skip
@@ -55,3 +57,16 @@ def test_a_target_not_reached_is_one_line_and_exit_1(tmp_path, shakespeare_path)
         f"expected one line saying the target was not reached in 4 steps, got: {last!r}"
     )
     assert evaluated_steps(tmp_path / "run")[-1] == 4, "expected the run to go to its last step"
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [(["--nproc", "2"], "one process"), (["--target-val", "nan"], "positive number"),
+     (["--target-val", "-1"], "positive number")],
+)  # fmt: skip
+def test_a_bad_setting_is_refused_in_one_line(tmp_path, flags, says):
+    done = speedrun(tmp_path, *flags)
+    assert done.returncode == 2, f"expected exit 2, got {done.returncode}:\n{done.stdout[-1000:]}"
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert len(said) == 1 and says in said[0], f"expected one line that says {says!r}, got: {said}"
+    assert not (tmp_path / "run").exists(), "expected nothing written before the refusal"

@@ -431,8 +431,7 @@ def train_on_two_processes(*args: str) -> subprocess.CompletedProcess:
 def test_ddp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     # Same global batch (4 sequences): each of the 2 gloo processes trains on 2 of them and
     # DDP averages the gradients, which equals the gradient of the mean over all 4. Only the
-    # order of floating-point sums differs: after 4 AdamW steps the weights agree to 1.2e-7
-    # (one float32 rounding step) on the reference; the bound is 1e-5.
+    # order of floating-point sums differs.
     common = [*QUICK, "--steps", "4", "--samples", "0", "--patience", "0"]
     _run("train.py", *common, "--out", str(tmp_path / "single"))
     done = train_on_two_processes(*common, "--out", str(tmp_path / "ddp"))
@@ -440,8 +439,17 @@ def test_ddp_on_two_processes_matches_one(tmp_path, shakespeare_path):
     single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
     assert ddp["state"]["step"] == single["state"]["step"] == 4
-    worst = max((ddp["model"][k] - v).abs().max().item() for k, v in single["model"].items())
-    assert worst < 1e-5, f"DDP and single-process weights differ by up to {worst:.3g}"
+    # Only the order of floating-point sums differs, so almost every weight agrees to float32
+    # rounding. AdamW divides by sqrt(v): where a gradient is itself mostly rounding noise, a
+    # different rounding can move that one weight by a share of the learning rate (up to 1e-5
+    # here on some CPUs). Without the all-reduce, every weight would differ.
+    diffs = torch.cat([(ddp["model"][k] - v).abs().flatten() for k, v in single["model"].items()])
+    worst, share = diffs.max().item(), (diffs > 1e-6).float().mean().item()
+    assert worst < 1e-4 and share < 1e-3, (
+        f"DDP and single-process weights differ by up to {worst:.3g}, and {share:.2%} of them "
+        "by more than 1e-6: expected float32 rounding only (the gradients averaged over the "
+        "processes are the gradient of the whole batch)"
+    )
     evals = [
         line.split(",")
         for line in (tmp_path / "ddp" / "metrics.csv").read_text().split()
