@@ -60,8 +60,9 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
         raise ValueError(f"positions must be (T,) = ({T},), one per token of x, "
                          f"got shape {tuple(positions.shape)}")
     # Pair i, (x[2i], x[2i+1]), read as the complex number x[2i] + j·x[2i+1]: turning it by
-    # the angle a is multiplying it by e^(j·a) = cos a + j·sin a. Two elementwise products
-    # instead of the four of [[cos, -sin], [sin, cos]], on tensors half as long: the fast form.
+    # the angle a is multiplying it by e^(j·a) = cos a + j·sin a. That is the 2-D rotation
+    # [[cos, -sin], [sin, cos]] in one multiplication (one pass over memory) where the real
+    # form takes four products, two sums and a stack: the fast form.
     # In float32 at least: bf16 cannot hold m * theta for large m.
     work = torch.promote_types(x.dtype, torch.float32)
     angles = rope_angles(positions, head_dim, base, dtype=work)  # (T, head_dim // 2)
