@@ -238,7 +238,7 @@ def prepare_run_directory(args, out_dir: Path, cfg, model_fields: dict, rank: in
         if getattr(args, flag) is not None
     }
     if args.lr is not None:
-        given["min_lr"] = args.lr / 10
+        given["min_lr"] = args.lr * run["min_lr"] / run["lr"]  # the run's share of its lr
     changes = {field: [run[field], value] for field, value in given.items() if run[field] != value}
     run.update(given)
     run["warmup_steps"] = min(run["warmup_steps"], run["max_steps"])

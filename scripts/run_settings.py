@@ -65,7 +65,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     guards.validate_settings checks each of them."""
     p.add_argument("--steps", type=int, help="max_steps (the cosine ends there)")
     p.add_argument("--batch", type=int, help="sequences per step (over all GPUs together)")
-    p.add_argument("--lr", type=float, help="peak learning rate (min_lr stays lr / 10)")
+    p.add_argument(
+        "--lr", type=float, help="peak learning rate (min_lr keeps the preset's share of it)"
+    )
     p.add_argument("--dropout", type=float, help="dropout probability in the model")
     p.add_argument("--eval-interval", type=int, help="steps between evaluations")
     p.add_argument("--eval-iters", type=int, help="batches per split in each evaluation")
@@ -97,10 +99,10 @@ def apply_flags(args: argparse.Namespace, train_fields: dict, model_fields: dict
         "patience": args.patience,
         "seed": args.seed,
     }
-    preset_steps = train_fields["max_steps"]
+    preset_steps, min_share = train_fields["max_steps"], train_fields["min_lr"] / train_fields["lr"]
     train_fields.update({k: v for k, v in overrides.items() if v is not None})
     if args.lr is not None:
-        train_fields["min_lr"] = args.lr / 10
+        train_fields["min_lr"] = args.lr * min_share  # lr / 10 in most presets
     if train_fields["max_steps"] < preset_steps:
         # A shorter run keeps the preset's shape: warmup takes the same share of it, so the
         # learning rate still decays (STEPS=60 on `cpu`: 4 warmup steps, not all 60).

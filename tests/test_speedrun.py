@@ -70,3 +70,13 @@ def test_a_bad_setting_is_refused_in_one_line(tmp_path, flags, says):
     said = (done.stdout + done.stderr).strip().splitlines()
     assert len(said) == 1 and says in said[0], f"expected one line that says {says!r}, got: {said}"
     assert not (tmp_path / "run").exists(), "expected nothing written before the refusal"
+
+
+def test_another_lr_keeps_the_presets_share_for_min_lr(tmp_path):
+    # configs/speedrun.json decays to lr / 100 (most presets: lr / 10); LR= keeps that share.
+    done = speedrun(tmp_path, "--preset", "speedrun", "--lr", "2e-3", "--steps", "2")
+    assert done.returncode in (0, 1), f"expected a run, got exit {done.returncode}:\n{done.stderr}"
+    assert "lr 0.002 -> 2e-05" in done.stdout, (
+        f"expected the cosine from 2e-3 down to 2e-5 (the preset's lr / 100), got:\n"
+        f"{done.stdout[:600]}"
+    )
